@@ -1,0 +1,282 @@
+"""One typed settings object, read once from flags, ``SHADOWPROXY_*`` environment and a config file.
+
+Precedence: command-line flag > environment variable > config file (YAML) > default. Every option
+is declared once in :data:`OPTIONS`; the CLI's ``--help``, the environment names and the config file
+keys are all derived from that table, so they cannot drift apart. Nothing else in the package reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "SHADOWPROXY_"
+
+
+class SettingsError(ValueError):
+    """A bad option value; the message says which option, where it came from and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``shadowproxy run`` needs. Field docs are the ``--help`` texts."""
+
+    primary: str = ""
+    shadow: str = ""
+    listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 8080))
+    admin_listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 9090))
+    admin_token: str = ""
+    rules: Path | None = None
+    store: str = "sqlite:///shadowproxy.db"
+    sample: float = 100.0
+    primary_timeout: float = 30.0
+    shadow_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    shadow_max_in_flight: int = 256
+    mirror_body_max: int = 1024 * 1024
+    capture_max: int = 8 * 1024 * 1024
+    queue_size: int = 1000
+    comparators: int = 1
+    shadow_header: str = "X-Shadow-Request"
+    tls_verify: bool = True
+    endpoint_cap: int = 200
+    store_body_max: int = 64 * 1024
+    store_batch: int = 200
+    store_flush_interval: float = 0.5
+    store_buffer: int = 10_000
+    spool_dir: Path | None = None
+    spool_max_bytes: int = 256 * 1024 * 1024
+    group_store_per_hour: int = 50
+    retention_days: float = 14.0
+    store_max_bytes: int = 1024 * 1024 * 1024
+    redact_headers: tuple[str, ...] = ()
+    redact_query: tuple[str, ...] = ()
+    redact_hmac_key: str = ""
+    log_level: str = "info"
+
+
+# --- parsing of single values -------------------------------------------------------------------
+
+
+def parse_host_port(text: str) -> HostPort:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":8080" means all interfaces, as in nginx
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port must be 0-65535, got {number}")
+    return HostPort(host, number)
+
+
+def parse_backend_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {text!r}")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port in {text!r}: {exc}") from None
+    return text.rstrip("/")
+
+
+def parse_percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:
+        raise ValueError(f"must be a percentage from 0 to 100, got {text}")
+    return value
+
+
+def _positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``64k``, ``8M``, ``1G`` (binary multiples)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    clean = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = units.get(clean[-1:], 1)
+    number = clean[:-1] if clean[-1:] in units else clean
+    value = int(float(number) * scale)
+    if value <= 0:
+        raise ValueError(f"must be a size greater than 0, got {text!r}")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def parse_log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ValueError(f"expected debug, info, warning or error, got {text!r}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its field, how to parse it from text, and its help."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("primary", parse_backend_url, "URL of the primary (legacy) backend; it alone answers clients.", "URL"),
+    Option("shadow", parse_backend_url, "URL of the shadow (rewrite) backend; it receives mirrored requests.", "URL"),
+    Option("listen", parse_host_port, "Traffic listener (default 127.0.0.1:8080).", "HOST:PORT"),
+    Option("admin_listen", parse_host_port, "Admin listener for /metrics, /healthz, the API and dashboard (default 127.0.0.1:9090).", "HOST:PORT"),
+    Option("admin_token", str, "Bearer token for the admin listener; required when it is not bound to loopback.", "TOKEN"),
+    Option("rules", Path, "Rule file (YAML). Without one, bodies are compared exactly.", "FILE"),
+    Option("store", str, "Where mismatches go: sqlite:///relative.db, sqlite:////abs/path.db or mongodb://host/db (default sqlite:///shadowproxy.db).", "URL"),
+    Option("sample", parse_percent, "Percentage of eligible requests mirrored (default 100).", "PERCENT"),
+    Option("primary_timeout", _positive(float), "Seconds to wait for the primary before answering 504 (default 30).", "SECONDS"),
+    Option("shadow_timeout", _positive(float), "Seconds before a shadow call counts as a timeout (default 5).", "SECONDS"),
+    Option("connect_timeout", _positive(float), "Seconds to open a connection to either backend (default 5).", "SECONDS"),
+    Option("shadow_max_in_flight", _positive(int), "Shadow calls in flight at once; more are skipped and counted (default 256).", "N"),
+    Option("mirror_body_max", parse_size, "Largest request body buffered for mirroring (default 1M); larger ones are not mirrored.", "SIZE"),
+    Option("capture_max", parse_size, "Largest response body kept for comparison (default 8M); larger ones are skipped as too large.", "SIZE"),
+    Option("queue_size", _positive(int), "Exchanges waiting for the comparator; when full, new ones are dropped and counted (default 1000).", "N"),
+    Option("comparators", _positive(int), "Comparator worker processes (default 1).", "N"),
+    Option("shadow_header", str, "Header added to mirrored requests, value 1 (default X-Shadow-Request).", "NAME"),
+    Option("tls_verify", parse_bool, "Verify HTTPS backends' certificates (default true).", "BOOL"),
+    Option("endpoint_cap", _positive(int), "Distinct endpoint names before the rest are counted as 'other' (default 200).", "N"),
+    Option("store_body_max", parse_size, "Largest body stored with a mismatch (default 64k); the rest is cut.", "SIZE"),
+    Option("store_batch", _positive(int), "Comparisons written to the store per batch (default 200).", "N"),
+    Option("store_flush_interval", _positive(float), "Seconds between store flushes (default 0.5).", "SECONDS"),
+    Option("store_buffer", _positive(int), "Comparisons held in memory while the store is slow or down (default 10000).", "N"),
+    Option("spool_dir", Path, "Directory for the disk spool used when the memory buffer is full (default: none).", "DIR"),
+    Option("spool_max_bytes", parse_size, "Cap on the disk spool (default 256M); past it records are dropped and counted.", "SIZE"),
+    Option("group_store_per_hour", _positive(int), "Full records stored per mismatch group per hour; the rest are only counted (default 50).", "N"),
+    Option("retention_days", _positive(float), "Days mismatch records are kept (default 14).", "DAYS"),
+    Option("store_max_bytes", parse_size, "SQLite: prune the oldest records past this size (default 1G).", "SIZE"),
+    Option("redact_headers", parse_list, "Extra header names to redact, comma-separated.", "NAMES"),
+    Option("redact_query", parse_list, "Extra query parameter names to redact, comma-separated.", "NAMES"),
+    Option("redact_hmac_key", str, "Replace redacted values by a keyed HMAC instead of [redacted].", "KEY"),
+    Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),
+)
+
+_FIELDS = {f.name for f in fields(Settings)}
+assert {o.name for o in OPTIONS} == _FIELDS, "every Settings field needs exactly one Option"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and one flag per option; values stay raw strings until :func:`resolve`."""
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path,
+        help=f"YAML file of option names to values (also {ENV_PREFIX}CONFIG).",
+    )
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag, dest=option.name, metavar=option.metavar or None, default=None,
+            help=f"{option.help} [env {option.env}]",
+        )
+
+
+def _config_file(path: Path) -> Mapping[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: expected a mapping of option names to values")
+    unknown = sorted(str(k) for k in data if str(k).replace("-", "_") not in _FIELDS)
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown option {unknown[0]!r}")
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def resolve(
+    flags: argparse.Namespace | Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    required: Sequence[str] = ("primary", "shadow"),
+) -> Settings:
+    """Merge flags, environment and config file into :class:`Settings`; raise SettingsError."""
+    given = dict(vars(flags) if isinstance(flags, argparse.Namespace) else flags)
+    env = os.environ if environ is None else environ
+    config_path = given.get("config") or env.get(ENV_PREFIX + "CONFIG")
+    from_file = _config_file(Path(config_path)) if config_path else {}
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw: Any
+        if given.get(option.name) is not None:
+            raw, where = given[option.name], option.flag
+        elif option.env in env:
+            raw, where = env[option.env], option.env
+        elif option.name in from_file:
+            raw, where = from_file[option.name], f"{config_path}: {option.name}"
+        else:
+            continue
+        if isinstance(raw, list | tuple):
+            raw = ",".join(str(item) for item in raw)
+        try:
+            values[option.name] = option.parse(str(raw))
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+    settings = replace(Settings(), **values)
+    for name in required:
+        if not getattr(settings, name):
+            option = next(o for o in OPTIONS if o.name == name)
+            raise SettingsError(f"{option.flag} is required (or set {option.env})")
+    if not settings.admin_listen.is_loopback and not settings.admin_token:
+        raise SettingsError(
+            f"--admin-listen {settings.admin_listen} is not loopback: set --admin-token "
+            f"(or {ENV_PREFIX}ADMIN_TOKEN) so the admin API is not open to the network"
+        )
+    return settings
