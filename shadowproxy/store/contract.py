@@ -1,9 +1,9 @@
 """The store contract: what the proxy, the API, the dashboard and the reports may ask of a store.
 
-Two engines implement it (:mod:`shadowproxy.store.sqlite`, :mod:`shadowproxy.store.mongo`); nothing
-outside ``shadowproxy/store/`` knows which one runs. Counters see every comparison; full records
-are kept only for mismatches and shadow errors (Diffy's split). Writes are idempotent by exchange id,
-so a replay after an outage never counts or stores twice.
+Two engines implement it (:mod:`shadowproxy.store.sqlite`, :mod:`shadowproxy.store.mongo`);
+nothing outside ``shadowproxy/store/`` knows which one runs. Counters see every comparison; full
+records are kept only for mismatches and shadow errors (Diffy's split). Writes are idempotent by
+exchange id, so a replay after an outage never counts or stores twice.
 
 Exceptions::
 
@@ -19,7 +19,6 @@ from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
 from shadowproxy.model import Comparison
-
 
 T = TypeVar("T")
 
@@ -224,6 +223,8 @@ class Store(Protocol):
         """Most frequent first."""
         ...
 
-    async def set_triage(self, fingerprint: str, state: TriageState, note: str = "") -> Group | None: ...
+    async def set_triage(
+        self, fingerprint: str, state: TriageState, note: str = ""
+    ) -> Group | None: ...
 
     async def health(self) -> StoreHealth: ...

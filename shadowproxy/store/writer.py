@@ -1,0 +1,246 @@
+"""The batched store writer: the only path from the pipeline to the store.
+
+``submit`` is synchronous and O(1): it appends to a bounded memory buffer and never blocks or
+raises. One owned task flushes the buffer in batches. When the store is down, slow or not yet
+reachable at start-up, records wait in memory; past half the buffer they move to the disk spool
+(:mod:`shadowproxy.store.spool`) when one is configured. Past the spool's cap the buffer fills and
+new records are dropped and counted. Order is kept: a failed batch is retried first, then the
+spool is replayed oldest first, then the buffer is written. Store writes are idempotent by exchange
+id, so replaying something that had in fact been written changes nothing.
+
+The writer opens the store (``aopen``) itself, retrying with backoff, so a store that is down at
+start-up does not stop the proxy. It never closes the store: its owner does, after ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shadowproxy.model import Comparison
+from shadowproxy.store.contract import Store
+from shadowproxy.store.spool import Spool
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_FIRST = 0.1
+_BACKOFF_MAX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """A snapshot of the writer's state, read by the metrics and health endpoints."""
+
+    buffered: int
+    """Comparisons held in memory (waiting, or in a batch being written)."""
+    spooled_records: int
+    spooled_bytes: int
+    written: int
+    """Comparisons handed to the store successfully (replays included)."""
+    dropped: int
+    """Comparisons lost: buffer and spool full, or still unwritten at shutdown without a spool."""
+    errors: int
+    """Failed store calls (opens and writes)."""
+    store_up: bool
+    """False from the first failure until a write succeeds again; False before the first open."""
+    last_error: str
+
+
+class StoreWriter:
+    """Buffers comparisons and writes them to a :class:`Store` in batches (see the module docs)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch: int = 200,
+        flush_interval: float = 0.5,
+        buffer: int = 10000,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = 256 << 20,
+    ) -> None:
+        self._store = store
+        self._batch = max(1, batch)
+        self._interval = flush_interval
+        self._capacity = max(1, buffer)
+        self._spool_dir = spool_dir
+        self._spool_max = spool_max_bytes
+        self._spool: Spool | None = None
+        self._buffer: deque[Comparison] = deque()
+        self._inflight: list[Comparison] = []
+        """A batch taken from the buffer and not yet written; retried before anything else."""
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._opened = False
+        self._store_up = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._written = 0
+        self._dropped = 0
+        self._errors = 0
+        self._last_error = ""
+
+    # --- the pipeline side ------------------------------------------------------------------
+
+    def submit(self, comparison: Comparison) -> bool:
+        """Queue one comparison; False (and counted) when it had to be dropped. Never blocks."""
+        if self._closing or len(self._buffer) >= self._capacity:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                log.warning("store writer: buffer full, %d comparisons dropped so far",
+                            self._dropped)
+            return False
+        self._buffer.append(comparison)
+        if len(self._buffer) >= self._batch:
+            self._wake.set()
+        return True
+
+    def stats(self) -> WriterStats:
+        spool = self._spool
+        return WriterStats(
+            buffered=len(self._buffer) + len(self._inflight),
+            spooled_records=spool.records if spool else 0,
+            spooled_bytes=spool.bytes if spool else 0,
+            written=self._written,
+            dropped=self._dropped,
+            errors=self._errors,
+            store_up=self._store_up,
+            last_error=self._last_error,
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the spool (replaying what a previous run left) and start the flush task."""
+        if self._task is not None:
+            return
+        if self._spool_dir is not None:
+            self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
+            if self._spool.records:
+                log.info("store writer: %d spooled comparisons to replay", self._spool.records)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
+
+    async def aclose(self, deadline: float = 5.0) -> None:
+        """Flush what can be flushed within ``deadline`` seconds; spool or count the rest."""
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=deadline)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        left = [*self._inflight, *self._buffer]
+        self._inflight, self._buffer = [], deque()
+        if not left:
+            return
+        kept = await self._to_spool(left) if self._spool is not None else 0
+        if kept < len(left):
+            self._dropped += len(left) - kept
+            log.error("store writer: %d comparisons could not be written before shutdown",
+                      len(left) - kept)
+        if kept:
+            log.warning("store writer: %d comparisons spooled for the next start", kept)
+
+    # --- the flush task ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+            if loop.time() < self._retry_at:
+                if self._closing:
+                    return
+                await self._spill()
+                continue
+            ok = await self._flush()
+            if self._closing and (not ok or not self._pending()):
+                return
+
+    def _pending(self) -> bool:
+        return bool(self._inflight or self._buffer or self._spool)
+
+    async def _flush(self) -> bool:
+        """Write everything pending; False after a failure (backoff is then armed)."""
+        try:
+            if not self._opened:
+                await self._store.aopen()
+                self._opened = True
+            while self._inflight or self._spool or self._buffer:
+                if self._inflight:
+                    await self._write(self._inflight)
+                    self._inflight = []
+                elif self._spool:
+                    read = await asyncio.to_thread(self._spool.read, self._batch)
+                    if read.records:
+                        await self._write(read.records)
+                    await asyncio.to_thread(self._spool.consume, read)
+                else:
+                    count = min(self._batch, len(self._buffer))
+                    self._inflight = [self._buffer.popleft() for _ in range(count)]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of the store is data for stats(), never fatal
+            self._failed(exc)
+            await self._spill()
+            return False
+        if not self._store_up:
+            log.info("store writer: store is up")
+        self._store_up = True
+        self._backoff = 0.0
+        return True
+
+    async def _write(self, batch: Sequence[Comparison]) -> None:
+        """Write one batch; while a slow write is pending, keep spilling an overfull buffer."""
+        task = asyncio.get_running_loop().create_task(self._store.write(batch))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._interval)
+                if done:
+                    task.result()
+                    self._written += len(batch)
+                    return
+                await self._spill()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _failed(self, exc: Exception) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+        self._retry_at = asyncio.get_running_loop().time() + self._backoff
+        if self._store_up or self._errors == 1:
+            log.warning("store writer: store unavailable (%s); retrying", self._last_error)
+        self._store_up = False
+
+    async def _spill(self) -> None:
+        """Move the buffer to the spool once it is more than half full."""
+        if self._spool is None or len(self._buffer) < max(1, self._capacity // 2):
+            return
+        records = list(self._buffer)
+        kept = await self._to_spool(records)
+        for _ in range(kept):
+            self._buffer.popleft()
+
+    async def _to_spool(self, records: list[Comparison]) -> int:
+        assert self._spool is not None
+        try:
+            return await asyncio.to_thread(self._spool.append, records)
+        except OSError as exc:
+            self._last_error = f"spool: {exc}"
+            log.error("store writer: cannot spool: %s", exc)
+            return 0
