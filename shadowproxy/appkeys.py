@@ -1,4 +1,4 @@
-"""Typed application keys: what the traffic and admin apps share, reached only through these."""
+"""Typed application keys: what the admin app's handlers reach, and only through these."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from shadowproxy.store.contract import Store
     from shadowproxy.store.writer import StoreWriter
 
-SETTINGS = web.AppKey("settings", "Settings")
-STORE = web.AppKey("store", "Store")
-WRITER = web.AppKey("writer", "StoreWriter")
-RULES = web.AppKey("rules", "RulesHolder")
-PIPELINE = web.AppKey("pipeline", "Pipeline")
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+WRITER: web.AppKey[StoreWriter] = web.AppKey("writer")
+RULES: web.AppKey[RulesHolder] = web.AppKey("rules")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")

@@ -182,3 +182,30 @@ class Comparison:
     """Seconds the comparator spent on this exchange (decode, parse, diff)."""
     critical: bool = field(default=False)
     """True when any difference is critical."""
+
+
+class SkipReason(StrEnum):
+    """Why a request was forwarded but not mirrored, or an exchange not compared.
+
+    Every skip is counted under one of these (the ``reason`` metric label), never silent.
+    """
+
+    UNSAFE_METHOD = "unsafe_method"
+    """Not GET, HEAD or OPTIONS, and no rule opts in."""
+    RULE_OFF = "rule_off"
+    """The endpoint's rule says ``mirror: false``."""
+    SAMPLED_OUT = "sampled_out"
+    RATE_LIMITED = "rate_limited"
+    DISABLED = "disabled"
+    """The kill switch is on."""
+    TOO_LARGE = "too_large"
+    """The request body exceeds the mirror buffer cap."""
+    SHADOW_BUSY = "shadow_busy"
+    """The shadow's in-flight cap is reached."""
+    CIRCUIT_OPEN = "circuit_open"
+    QUEUE_FULL = "queue_full"
+    """The comparator's queue is full; the exchange was dropped."""
+    UPGRADE = "upgrade"
+    """WebSocket and other upgrades go to the primary only."""
+    CLIENT_GONE = "client_gone"
+    """The client went away before the primary's response was complete."""

@@ -173,37 +173,167 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("primary", parse_backend_url, "URL of the primary (legacy) backend; it alone answers clients.", "URL"),
-    Option("shadow", parse_backend_url, "URL of the shadow (rewrite) backend; it receives mirrored requests.", "URL"),
+    Option(
+        "primary",
+        parse_backend_url,
+        "URL of the primary (legacy) backend; it alone answers clients.",
+        "URL",
+    ),
+    Option(
+        "shadow",
+        parse_backend_url,
+        "URL of the shadow (rewrite) backend; it receives mirrored requests.",
+        "URL",
+    ),
     Option("listen", parse_host_port, "Traffic listener (default 127.0.0.1:8080).", "HOST:PORT"),
-    Option("admin_listen", parse_host_port, "Admin listener for /metrics, /healthz, the API and dashboard (default 127.0.0.1:9090).", "HOST:PORT"),
-    Option("admin_token", str, "Bearer token for the admin listener; required when it is not bound to loopback.", "TOKEN"),
+    Option(
+        "admin_listen",
+        parse_host_port,
+        "Admin listener for /metrics, /healthz, the API and dashboard (default 127.0.0.1:9090).",
+        "HOST:PORT",
+    ),
+    Option(
+        "admin_token",
+        str,
+        "Bearer token for the admin listener; required when it is not bound to loopback.",
+        "TOKEN",
+    ),
     Option("rules", Path, "Rule file (YAML). Without one, bodies are compared exactly.", "FILE"),
-    Option("store", str, "Where mismatches go: sqlite:///relative.db, sqlite:////abs/path.db or mongodb://host/db (default sqlite:///shadowproxy.db).", "URL"),
-    Option("sample", parse_percent, "Percentage of eligible requests mirrored (default 100).", "PERCENT"),
-    Option("primary_timeout", _positive(float), "Seconds to wait for the primary before answering 504 (default 30).", "SECONDS"),
-    Option("shadow_timeout", _positive(float), "Seconds before a shadow call counts as a timeout (default 5).", "SECONDS"),
-    Option("connect_timeout", _positive(float), "Seconds to open a connection to either backend (default 5).", "SECONDS"),
-    Option("shadow_max_in_flight", _positive(int), "Shadow calls in flight at once; more are skipped and counted (default 256).", "N"),
-    Option("mirror_body_max", parse_size, "Largest request body buffered for mirroring (default 1M); larger ones are not mirrored.", "SIZE"),
-    Option("capture_max", parse_size, "Largest response body kept for comparison (default 8M); larger ones are skipped as too large.", "SIZE"),
-    Option("queue_size", _positive(int), "Exchanges waiting for the comparator; when full, new ones are dropped and counted (default 1000).", "N"),
+    Option(
+        "store",
+        str,
+        "Where mismatches go: sqlite:///relative.db, sqlite:////abs/path.db or "
+        "mongodb://host/db (default sqlite:///shadowproxy.db).",
+        "URL",
+    ),
+    Option(
+        "sample",
+        parse_percent,
+        "Percentage of eligible requests mirrored (default 100).",
+        "PERCENT",
+    ),
+    Option(
+        "primary_timeout",
+        _positive(float),
+        "Seconds to wait for the primary before answering 504 (default 30).",
+        "SECONDS",
+    ),
+    Option(
+        "shadow_timeout",
+        _positive(float),
+        "Seconds before a shadow call counts as a timeout (default 5).",
+        "SECONDS",
+    ),
+    Option(
+        "connect_timeout",
+        _positive(float),
+        "Seconds to open a connection to either backend (default 5).",
+        "SECONDS",
+    ),
+    Option(
+        "shadow_max_in_flight",
+        _positive(int),
+        "Shadow calls in flight at once; more are skipped and counted (default 256).",
+        "N",
+    ),
+    Option(
+        "mirror_body_max",
+        parse_size,
+        "Largest request body buffered for mirroring (default 1M); larger ones are not mirrored.",
+        "SIZE",
+    ),
+    Option(
+        "capture_max",
+        parse_size,
+        "Largest response body kept for comparison (default 8M); larger ones are skipped "
+        "as too large.",
+        "SIZE",
+    ),
+    Option(
+        "queue_size",
+        _positive(int),
+        "Exchanges waiting for the comparator; when full, new ones are dropped and counted "
+        "(default 1000).",
+        "N",
+    ),
     Option("comparators", _positive(int), "Comparator worker processes (default 1).", "N"),
-    Option("shadow_header", str, "Header added to mirrored requests, value 1 (default X-Shadow-Request).", "NAME"),
+    Option(
+        "shadow_header",
+        str,
+        "Header added to mirrored requests, value 1 (default X-Shadow-Request).",
+        "NAME",
+    ),
     Option("tls_verify", parse_bool, "Verify HTTPS backends' certificates (default true).", "BOOL"),
-    Option("endpoint_cap", _positive(int), "Distinct endpoint names before the rest are counted as 'other' (default 200).", "N"),
-    Option("store_body_max", parse_size, "Largest body stored with a mismatch (default 64k); the rest is cut.", "SIZE"),
-    Option("store_batch", _positive(int), "Comparisons written to the store per batch (default 200).", "N"),
-    Option("store_flush_interval", _positive(float), "Seconds between store flushes (default 0.5).", "SECONDS"),
-    Option("store_buffer", _positive(int), "Comparisons held in memory while the store is slow or down (default 10000).", "N"),
-    Option("spool_dir", Path, "Directory for the disk spool used when the memory buffer is full (default: none).", "DIR"),
-    Option("spool_max_bytes", parse_size, "Cap on the disk spool (default 256M); past it records are dropped and counted.", "SIZE"),
-    Option("group_store_per_hour", _positive(int), "Full records stored per mismatch group per hour; the rest are only counted (default 50).", "N"),
-    Option("retention_days", _positive(float), "Days mismatch records are kept (default 14).", "DAYS"),
-    Option("store_max_bytes", parse_size, "SQLite: prune the oldest records past this size (default 1G).", "SIZE"),
+    Option(
+        "endpoint_cap",
+        _positive(int),
+        "Distinct endpoint names before the rest are counted as 'other' (default 200).",
+        "N",
+    ),
+    Option(
+        "store_body_max",
+        parse_size,
+        "Largest body stored with a mismatch (default 64k); the rest is cut.",
+        "SIZE",
+    ),
+    Option(
+        "store_batch",
+        _positive(int),
+        "Comparisons written to the store per batch (default 200).",
+        "N",
+    ),
+    Option(
+        "store_flush_interval",
+        _positive(float),
+        "Seconds between store flushes (default 0.5).",
+        "SECONDS",
+    ),
+    Option(
+        "store_buffer",
+        _positive(int),
+        "Comparisons held in memory while the store is slow or down (default 10000).",
+        "N",
+    ),
+    Option(
+        "spool_dir",
+        Path,
+        "Directory for the disk spool used when the memory buffer is full (default: none).",
+        "DIR",
+    ),
+    Option(
+        "spool_max_bytes",
+        parse_size,
+        "Cap on the disk spool (default 256M); past it records are dropped and counted.",
+        "SIZE",
+    ),
+    Option(
+        "group_store_per_hour",
+        _positive(int),
+        "Full records stored per mismatch group per hour; the rest are only counted (default 50).",
+        "N",
+    ),
+    Option(
+        "retention_days", _positive(float), "Days mismatch records are kept (default 14).", "DAYS"
+    ),
+    Option(
+        "store_max_bytes",
+        parse_size,
+        "SQLite: prune the oldest records past this size (default 1G).",
+        "SIZE",
+    ),
     Option("redact_headers", parse_list, "Extra header names to redact, comma-separated.", "NAMES"),
-    Option("redact_query", parse_list, "Extra query parameter names to redact, comma-separated.", "NAMES"),
-    Option("redact_hmac_key", str, "Replace redacted values by a keyed HMAC instead of [redacted].", "KEY"),
+    Option(
+        "redact_query",
+        parse_list,
+        "Extra query parameter names to redact, comma-separated.",
+        "NAMES",
+    ),
+    Option(
+        "redact_hmac_key",
+        str,
+        "Replace redacted values by a keyed HMAC instead of [redacted].",
+        "KEY",
+    ),
     Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),
 )
 
@@ -214,12 +344,17 @@ assert {o.name for o in OPTIONS} == _FIELDS, "every Settings field needs exactly
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--config`` and one flag per option; values stay raw strings until :func:`resolve`."""
     parser.add_argument(
-        "--config", metavar="FILE", type=Path,
+        "--config",
+        metavar="FILE",
+        type=Path,
         help=f"YAML file of option names to values (also {ENV_PREFIX}CONFIG).",
     )
     for option in OPTIONS:
         parser.add_argument(
-            option.flag, dest=option.name, metavar=option.metavar or None, default=None,
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar or None,
+            default=None,
             help=f"{option.help} [env {option.env}]",
         )
 

@@ -1,0 +1,121 @@
+"""The admin listener: /metrics, /healthz, the JSON API and the dashboard.
+
+Separate from the traffic listener, loopback by default. Access rules (see :func:`_guard`):
+
+- ``/healthz`` is always open (load balancers and container health checks call it);
+- bound beyond loopback, everything else needs ``Authorization: Bearer <token>``;
+- state-changing calls need the token when one is configured, and otherwise the header
+  ``X-Requested-With: shadowproxy``, which a cross-site form cannot send (no cookies are used,
+  so a browser on the same machine cannot be tricked into triaging or reloading).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from shadowproxy import appkeys
+from shadowproxy.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from shadowproxy.server import Runtime
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("admin-runtime")
+ADMIN_BODY_MAX = 64 * 1024
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_admin_app(runtime: Runtime) -> web.Application:
+    settings = runtime.settings
+    app = web.Application(
+        middlewares=[_guard(settings.admin_token, settings.admin_listen.is_loopback)],
+        client_max_size=ADMIN_BODY_MAX,
+    )
+    app[RUNTIME] = runtime
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.STORE] = runtime.store
+    app[appkeys.RULES] = runtime.rules
+    app[appkeys.PIPELINE] = runtime.pipeline
+    app[appkeys.WRITER] = runtime.writer
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_post("/api/v1/rules/reload", _reload_rules)
+
+    from shadowproxy.admin.api import setup_api
+    from shadowproxy.admin.dashboard import setup_dashboard
+
+    setup_api(app)
+    setup_dashboard(app)
+    return app
+
+
+def _guard(
+    token: str, loopback: bool
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {token}".encode() if token else b""
+
+    def authorised(request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode()
+        # Constant-time: the comparison must not tell an attacker how much of the token matched.
+        return bool(expected) and hmac.compare_digest(given, expected)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)
+        changing = request.method not in _SAFE
+        if (not loopback or (changing and token)) and not authorised(request):
+            return web.json_response(
+                {"error": "missing or wrong admin token (Authorization: Bearer ...)"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if changing and not token and request.headers.get("X-Requested-With") != "shadowproxy":
+            return web.json_response(
+                {"error": "state-changing calls need the header X-Requested-With: shadowproxy"},
+                status=403,
+            )
+        return await handler(request)
+
+    return guard
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """200 while serving; ``status`` says ``degraded`` when the store or the rules need a look."""
+    runtime = request.app[RUNTIME]
+    writer = runtime.writer.stats()
+    rules = runtime.rules
+    degraded = not writer.store_up or rules.last_error is not None
+    return web.json_response(
+        {
+            "status": "degraded" if degraded else "ok",
+            "store": {
+                "engine": runtime.store.engine,
+                "up": writer.store_up,
+                "buffered": writer.buffered,
+                "spooled": writer.spooled_records,
+                "dropped": writer.dropped,
+                "last_error": writer.last_error or None,
+            },
+            "rules": {"version": rules.current.version, "last_error": rules.last_error},
+            "queue_depth": runtime.pipeline.depth,
+        }
+    )
+
+
+async def _reload_rules(request: web.Request) -> web.Response:
+    rules = request.app[RUNTIME].rules
+    ok = rules.reload()
+    return web.json_response(
+        {"ok": ok, "version": rules.current.version, "error": rules.last_error},
+        status=200 if ok else 422,
+    )

@@ -1,0 +1,167 @@
+"""Prometheus metrics: the only module that knows prometheus-client.
+
+Labels are bounded by construction: ``endpoint`` is a rule name or a capped template (see
+:mod:`shadowproxy.proxy.endpoint`), ``backend`` is primary or shadow, and ``verdict``, ``kind`` and
+``reason`` come from enums. Never a raw path, an id or a field path.
+
+Components do not hold metric objects. Events are reported through the methods here; levels
+(queue depth, in-flight calls, store state) are read at scrape time from the callables registered
+with :meth:`Metrics.gauge`, so nothing has to remember to update a gauge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shadowproxy.model import BackendError, Comparison, Outcome, SkipReason
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_COMPARE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    name: str
+    documentation: str
+    read: Callable[[], float]
+    counter: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+class _Probes(Collector):
+    """Reads registered levels at scrape time."""
+
+    def __init__(self) -> None:
+        self.probes: list[_Probe] = []
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        for probe in self.probes:
+            family = families.get(probe.name)
+            if family is None:
+                names = [k for k, _ in probe.labels]
+                family = (
+                    CounterMetricFamily(probe.name, probe.documentation, labels=names)
+                    if probe.counter
+                    else GaugeMetricFamily(probe.name, probe.documentation, labels=names)
+                )
+                families[probe.name] = family
+            family.add_metric([v for _, v in probe.labels], float(probe.read()))
+        yield from families.values()
+
+
+class Metrics:
+    """The process's metrics, in a registry of its own (tests can run many proxies at once)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.comparisons = Counter(
+            "shadowproxy_comparisons_total",
+            "Comparisons by endpoint and verdict.",
+            ["endpoint", "verdict"],
+            registry=r,
+        )
+        self.differences = Counter(
+            "shadowproxy_differences_total",
+            "Differences found, by endpoint and kind.",
+            ["endpoint", "kind"],
+            registry=r,
+        )
+        self.critical = Counter(
+            "shadowproxy_critical_comparisons_total",
+            "Comparisons with at least one difference on a critical path.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.backend_duration = Histogram(
+            "shadowproxy_backend_request_duration_seconds",
+            "Time from sending a request to a backend to its last body byte.",
+            ["backend", "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.backend_errors = Counter(
+            "shadowproxy_backend_errors_total",
+            "Backend requests that got no complete response, by kind.",
+            ["backend", "endpoint", "kind"],
+            registry=r,
+        )
+        self.skips = Counter(
+            "shadowproxy_mirror_skips_total",
+            "Requests forwarded but not mirrored or not compared, by reason.",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.compare_duration = Histogram(
+            "shadowproxy_comparison_duration_seconds",
+            "Comparator time per exchange (decode, parse, diff).",
+            buckets=_COMPARE_BUCKETS,
+            registry=r,
+        )
+        self.sink_errors = Counter(
+            "shadowproxy_sink_errors_total",
+            "Exceptions raised by a comparison sink.",
+            ["sink"],
+            registry=r,
+        )
+        self._probes = _Probes()
+        r.register(self._probes)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def backend_outcome(self, backend: str, endpoint: str, outcome: Outcome) -> None:
+        if isinstance(outcome, BackendError):
+            self.backend_errors.labels(backend, endpoint, outcome.kind.value).inc()
+        else:
+            self.backend_duration.labels(backend, endpoint).observe(outcome.elapsed)
+
+    def skip(self, endpoint: str, reason: SkipReason) -> None:
+        self.skips.labels(endpoint, reason.value).inc()
+
+    def consume(self, comparison: Comparison) -> None:
+        """Sink interface: count one comparison."""
+        endpoint = comparison.exchange.endpoint
+        self.comparisons.labels(endpoint, comparison.verdict.value).inc()
+        for difference in comparison.differences:
+            self.differences.labels(endpoint, difference.kind.value).inc()
+        if comparison.critical:
+            self.critical.labels(endpoint).inc()
+        self.compare_duration.observe(comparison.duration)
+
+    def sink_failed(self, sink: str) -> None:
+        self.sink_errors.labels(sink).inc()
+
+    # --- levels ---------------------------------------------------------------------------------
+
+    def gauge(
+        self, name: str, documentation: str, read: Callable[[], float], **labels: str
+    ) -> None:
+        """Register a level read at scrape time (``name`` gets the ``shadowproxy_`` prefix)."""
+        self._probes.probes.append(
+            _Probe(f"shadowproxy_{name}", documentation, read, labels=tuple(labels.items()))
+        )
+
+    def counter(
+        self, name: str, documentation: str, read: Callable[[], float], **labels: str
+    ) -> None:
+        """Register a count kept by a component, read at scrape time (``name`` without _total)."""
+        self._probes.probes.append(
+            _Probe(
+                f"shadowproxy_{name}",
+                documentation,
+                read,
+                counter=True,
+                labels=tuple(labels.items()),
+            )
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

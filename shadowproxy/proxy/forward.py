@@ -1,0 +1,158 @@
+"""The primary forward: the only code that writes to the client.
+
+The primary's status, headers and body go to the client as they arrive (chunked and SSE responses
+stream; nothing waits for the whole body), with hop-by-hop fields dropped and Content-Encoding
+untouched. A copy of the body is kept, up to a cap, for the comparator. When the primary cannot be
+reached the client gets 502, when it does not answer in time 504, each with a short plain body; if
+it fails after the response has started, the client connection is aborted, as any reverse proxy
+must (a truncated body must not look complete).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from shadowproxy.model import BackendError, CapturedResponse, ErrorKind, Outcome
+from shadowproxy.proxy.backend import Backend, classify_failure
+from shadowproxy.proxy.headers import client_response_headers
+
+log = logging.getLogger(__name__)
+
+# aiohttp's server adds these when a response lacks them. A transparent proxy must not invent
+# them, so they are removed again after aiohttp prepared the headers (see PassThroughResponse).
+_INVENTED = ("Content-Type", "Date", "Server")
+
+
+class PassThroughResponse(web.StreamResponse):
+    """A StreamResponse that sends the upstream's header set, adding nothing of its own."""
+
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, reason=reason, headers=headers)
+        self._absent = tuple(name for name in _INVENTED if name not in headers)
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        for name in self._absent:
+            self.headers.popall(name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardResult:
+    """What the client got and what the comparator may see."""
+
+    response: web.StreamResponse
+    outcome: Outcome
+    client_gone: bool = False
+    """The client went away mid-response; the outcome is then not worth comparing."""
+
+
+def _error_response(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", content_type="text/plain")
+
+
+class Forwarder:
+    """Sends a request to the primary and streams the answer to the client."""
+
+    def __init__(self, backend: Backend, *, capture_max: int) -> None:
+        self.backend = backend
+        self.capture_max = capture_max
+
+    async def forward(
+        self,
+        request: web.Request,
+        *,
+        headers: CIMultiDict[str],
+        body: bytes | aiohttp.StreamReader | None,
+        on_captured: Callable[[Outcome], None] | None = None,
+    ) -> ForwardResult:
+        """Forward ``request`` and stream the primary's response.
+
+        ``on_captured`` is called once with the primary's outcome as soon as it is known: when the
+        body is complete, when the capture cap is passed (a truncated response: no need to wait
+        for a long stream to end), or when the primary failed.
+        """
+        started = time.perf_counter()
+        notified = False
+
+        def notify(outcome: Outcome) -> None:
+            nonlocal notified
+            if on_captured is not None and not notified:
+                notified = True
+                on_captured(outcome)
+
+        url = self.backend.url_for(request.raw_path)
+        try:
+            upstream = await self.backend.session.request(
+                request.method, url, headers=headers, data=body, allow_redirects=False
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failure = classify_failure(exc, time.perf_counter() - started)
+            notify(failure)
+            log.debug("primary %s %s failed: %s", request.method, request.raw_path, failure.detail)
+            if failure.kind is ErrorKind.TIMEOUT:
+                return ForwardResult(_error_response(504, "504 Gateway Timeout"), failure)
+            return ForwardResult(_error_response(502, "502 Bad Gateway"), failure)
+
+        async with upstream:
+            response = PassThroughResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=client_response_headers(upstream.headers.items()),
+            )
+            captured = bytearray()
+            truncated = False
+            try:
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    if not truncated:
+                        if len(captured) + len(chunk) <= self.capture_max:
+                            captured += chunk
+                        else:
+                            truncated = True
+                            notify(self._response(upstream, captured, started, truncated=True))
+                    await response.write(chunk)
+                await response.write_eof()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                # The primary failed mid-body: the client must see a broken response, not a
+                # short one that looks whole.
+                failure = classify_failure(exc, time.perf_counter() - started)
+                notify(failure)
+                _abort(request)
+                return ForwardResult(response, failure)
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError, RuntimeError):
+                # The client went away (aiohttp raises these on writing to a closed transport).
+                # Not notified: a half-read body is not worth comparing, and the caller says so.
+                outcome = self._response(upstream, captured, started, truncated=truncated)
+                upstream.close()
+                return ForwardResult(response, outcome, client_gone=True)
+            outcome = self._response(upstream, captured, started, truncated=truncated)
+            notify(outcome)
+            return ForwardResult(response, outcome)
+
+    @staticmethod
+    def _response(
+        upstream: aiohttp.ClientResponse, body: bytearray, started: float, *, truncated: bool
+    ) -> CapturedResponse:
+        return CapturedResponse(
+            status=upstream.status,
+            headers=tuple(upstream.headers.items()),
+            body=bytes(body),
+            elapsed=time.perf_counter() - started,
+            truncated=truncated,
+        )
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+__all__ = ["BackendError", "ForwardResult", "Forwarder", "PassThroughResponse"]

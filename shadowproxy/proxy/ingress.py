@@ -1,0 +1,141 @@
+"""The traffic listener's one handler: every client request comes through here.
+
+For each request: resolve the endpoint and its rules, decide whether to mirror, start the shadow
+call (never awaited here), forward to the primary and stream its answer back. Nothing the shadow,
+the comparator or the store does can change what or when the client receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from shadowproxy.metrics import Metrics
+from shadowproxy.model import CapturedRequest, SkipReason
+from shadowproxy.proxy.endpoint import EndpointNamer
+from shadowproxy.proxy.forward import Forwarder
+from shadowproxy.proxy.headers import upstream_request_headers
+from shadowproxy.proxy.mirror import Mirror, MirrorJob, PrimaryResult
+from shadowproxy.proxy.policy import MirrorPolicy
+from shadowproxy.proxy.websocket import is_websocket_upgrade, relay_websocket
+from shadowproxy.rules.holder import RulesHolder
+
+
+@dataclass(slots=True)
+class Ingress:
+    """Everything the handler consults; built once per traffic app."""
+
+    forwarder: Forwarder
+    mirror: Mirror
+    policy: MirrorPolicy
+    namer: EndpointNamer
+    rules: RulesHolder
+    metrics: Metrics
+    shadow_header: str
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        received_at = time.time()
+        method = request.method
+        path = request.path
+        ruleset = self.rules.current
+        rules = ruleset.resolve(method, path, request.query, request.headers)
+        endpoint = self.namer.name(method, path, rules.name)
+        peer = request.remote
+        headers = upstream_request_headers(
+            request.headers.items(),
+            client_ip=peer,
+            scheme=request.scheme,
+            host=request.host,
+            keep_length=True,
+        )
+
+        if is_websocket_upgrade(request):
+            self.metrics.skip(endpoint, SkipReason.UPGRADE)
+            return await relay_websocket(request, self.forwarder.backend, headers)
+
+        skip = self.policy.decide(
+            method,
+            rule_mirror=rules.mirror,
+            rule_sample=rules.sample,
+            content_length=request.content_length,
+        )
+        body: bytes | aiohttp.StreamReader | AsyncIterator[bytes] | None = None
+        buffered = b""
+        if request.body_exists:
+            if skip is None:
+                buffered, rest = await _buffer(request.content, self.policy.body_max)
+                if rest is None:
+                    body = buffered
+                    headers.popall("Content-Length", None)  # re-framed from the buffer
+                else:
+                    skip = SkipReason.TOO_LARGE
+                    body = rest
+            else:
+                body = request.content
+
+        primary: asyncio.Future[PrimaryResult] | None = None
+        if skip is None:
+            primary = asyncio.get_running_loop().create_future()
+            shadow_headers = headers.copy()
+            shadow_headers[self.shadow_header] = "1"
+            job = MirrorJob(
+                request=CapturedRequest(
+                    method=method,
+                    path=request.raw_path.split("?", 1)[0],
+                    query=request.query_string,
+                    headers=tuple(request.headers.items()),
+                    body=buffered,
+                    received_at=received_at,
+                ),
+                endpoint=endpoint,
+                headers=shadow_headers,
+                rules=rules,
+                ruleset_version=ruleset.version,
+            )
+            skip = self.mirror.start(job, primary)
+            if skip is not None:
+                primary = None
+        if skip is not None:
+            self.metrics.skip(endpoint, skip)
+
+        def captured(outcome: PrimaryResult) -> None:
+            if primary is not None and not primary.done():
+                primary.set_result(outcome)
+
+        try:
+            result = await self.forwarder.forward(
+                request, headers=headers, body=body, on_captured=captured
+            )
+        finally:
+            # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
+            captured(SkipReason.CLIENT_GONE)
+        self.metrics.backend_outcome("primary", endpoint, result.outcome)
+        return result.response
+
+
+async def _buffer(
+    stream: aiohttp.StreamReader, limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Read the body up to ``limit``. Past it, return the start and an iterator over it all."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.readany()
+        if not chunk:
+            return b"".join(parts), None
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"", _chain(parts, stream)
+
+
+async def _chain(head: list[bytes], stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    for part in head:
+        yield part
+    async for chunk in stream.iter_any():
+        yield chunk

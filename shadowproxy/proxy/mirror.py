@@ -1,0 +1,131 @@
+"""The shadow call: sent alongside the primary's, never awaited by the client's handler.
+
+:meth:`Mirror.start` is synchronous: it hands the call to an app-owned task and returns, so a
+slow, hung or dead shadow cannot delay the client, and a client that goes away cannot cancel the
+shadow call. When both outcomes are known the task builds the :class:`Exchange` and delivers it to
+the pipeline (which never blocks either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDict
+
+from shadowproxy.metrics import Metrics
+from shadowproxy.model import (
+    CapturedRequest,
+    CapturedResponse,
+    Exchange,
+    Outcome,
+    SkipReason,
+)
+from shadowproxy.proxy.backend import Backend, classify_failure
+from shadowproxy.rules import EndpointRules
+from shadowproxy.tasks import TaskSet
+
+PrimaryResult = Outcome | SkipReason
+"""What the primary side reports: its outcome, or why this exchange is not worth comparing."""
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorJob:
+    """One request to replay on the shadow."""
+
+    request: CapturedRequest
+    endpoint: str
+    headers: CIMultiDict[str]
+    """Upstream request headers (hop-by-hop dropped, X-Forwarded-* and the marker added)."""
+    rules: EndpointRules
+    """The endpoint's rules, fixed when the request arrived (a reload mid-call changes nothing)."""
+    ruleset_version: str
+
+
+class Mirror:
+    """Calls the shadow with its own pool, timeout and in-flight cap."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_in_flight: int,
+        capture_max: int,
+        deliver: Callable[[Exchange, EndpointRules, str], None],
+        metrics: Metrics,
+    ) -> None:
+        self.backend = backend
+        self.max_in_flight = max_in_flight
+        self.capture_max = capture_max
+        self._deliver = deliver
+        self._metrics = metrics
+        self._tasks = TaskSet("shadow-call")
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def start(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> SkipReason | None:
+        """Start the shadow call; ``None`` when started, else why not (the cap is reached)."""
+        if len(self._tasks) >= self.max_in_flight:
+            return SkipReason.SHADOW_BUSY
+        self._tasks.spawn(self._run(job, primary))
+        return None
+
+    async def _run(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> None:
+        shadow = await self.call(job)
+        self._metrics.backend_outcome("shadow", job.endpoint, shadow)
+        result = await primary
+        if isinstance(result, SkipReason):
+            self._metrics.skip(job.endpoint, result)
+            return
+        exchange = Exchange(
+            id=uuid.uuid4().hex,
+            endpoint=job.endpoint,
+            request=job.request,
+            primary=result,
+            shadow=shadow,
+        )
+        self._deliver(exchange, job.rules, job.ruleset_version)
+
+    async def call(self, job: MirrorJob) -> Outcome:
+        """Send the request to the shadow and read its response up to the capture cap."""
+        started = time.perf_counter()
+        request = job.request
+        try:
+            async with self.backend.session.request(
+                request.method,
+                self.backend.url_for(request.target),
+                headers=job.headers,
+                data=request.body or None,
+                allow_redirects=False,
+            ) as response:
+                body = bytearray()
+                truncated = False
+                async for chunk in response.content.iter_any():
+                    if len(body) + len(chunk) > self.capture_max:
+                        truncated = True
+                        response.close()  # stop reading a body we will not compare
+                        break
+                    body += chunk
+                return CapturedResponse(
+                    status=response.status,
+                    headers=tuple(response.headers.items()),
+                    body=bytes(body),
+                    elapsed=time.perf_counter() - started,
+                    truncated=truncated,
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return classify_failure(exc, time.perf_counter() - started)
+
+    async def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` for in-flight shadow calls; return how many still run."""
+        return await self._tasks.wait(timeout)
+
+    async def aclose(self, timeout: float) -> int:
+        """Let in-flight shadow calls finish for ``timeout`` seconds; return how many were cut."""
+        return await self._tasks.aclose(timeout)

@@ -1,0 +1,295 @@
+"""Assembling and running the proxy: the runtime, the two apps, the listeners.
+
+::
+
+    Runtime (one per process)          traffic app (cleanup context)        admin app
+    ├─ Metrics                         ├─ primary Backend  ─► Forwarder     ├─ /metrics, /healthz
+    ├─ RulesHolder (+ file watch)      ├─ shadow Backend   ─► Mirror        ├─ /api/v1/... (api.py)
+    ├─ Store + StoreWriter             └─ Ingress.handle  (every request)   └─ / dashboard
+    └─ Pipeline (queue, comparators) ◄── Mirror delivers exchanges
+
+Start-up fails fast with :class:`StartupError` (one line: what and where) on bad rules, a bad store
+URL or a port in use. Shutdown stops accepting, lets in-flight requests finish, then drains the
+shadow calls, the comparator queue and the store writer, each within a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from shadowproxy.admin.app import create_admin_app
+from shadowproxy.metrics import Metrics
+from shadowproxy.pipeline import Pipeline
+from shadowproxy.proxy.backend import BackendConfig, open_backend
+from shadowproxy.proxy.endpoint import EndpointNamer
+from shadowproxy.proxy.forward import Forwarder
+from shadowproxy.proxy.ingress import Ingress
+from shadowproxy.proxy.mirror import Mirror
+from shadowproxy.proxy.policy import MirrorPolicy
+from shadowproxy.rules import RulesError
+from shadowproxy.rules.holder import RulesHolder
+from shadowproxy.settings import HostPort, Settings
+from shadowproxy.store import open_store
+from shadowproxy.store.contract import Store, StoreURLError
+from shadowproxy.store.redaction import RedactionPolicy
+from shadowproxy.store.writer import StoreWriter
+from shadowproxy.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DEADLINE = 10.0
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one line saying what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What lives as long as the process and both apps share."""
+
+    settings: Settings
+    metrics: Metrics
+    rules: RulesHolder
+    store: Store
+    writer: StoreWriter
+    pipeline: Pipeline
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    metrics = Metrics()
+    try:
+        rules = RulesHolder(settings.rules)
+    except RulesError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        store = open_store(
+            settings.store,
+            body_max=settings.store_body_max,
+            group_store_per_hour=settings.group_store_per_hour,
+            retention_days=settings.retention_days,
+            max_bytes=settings.store_max_bytes,
+        )
+    except StoreURLError as exc:
+        raise StartupError(f"--store {settings.store}: {exc}") from None
+    writer = StoreWriter(
+        store,
+        batch=settings.store_batch,
+        flush_interval=settings.store_flush_interval,
+        buffer=settings.store_buffer,
+        spool_dir=settings.spool_dir,
+        spool_max_bytes=settings.spool_max_bytes,
+    )
+    pipeline = Pipeline(
+        queue_size=settings.queue_size,
+        comparators=settings.comparators,
+        sinks=(metrics.consume, writer.submit),
+        redaction=RedactionPolicy.from_settings(settings),
+        metrics=metrics,
+    )
+    _watch_writer(metrics, writer)
+    _watch_rules(metrics, rules)
+    background = TaskSet("runtime")
+    await writer.start()
+    try:
+        await pipeline.start()
+        if settings.rules is not None:
+            background.spawn(rules.watch(), name="rules-watch")
+        yield Runtime(settings, metrics, rules, store, writer, pipeline)
+    finally:
+        await background.aclose()
+        await pipeline.aclose(SHUTDOWN_DEADLINE / 2)
+        await writer.aclose(SHUTDOWN_DEADLINE / 2)
+        with contextlib.suppress(Exception):
+            await store.aclose()
+
+
+def _watch_rules(metrics: Metrics, rules: RulesHolder) -> None:
+    doc = "Rule file reloads by result."
+    metrics.counter("rules_reloads", doc, lambda: float(rules.reloads_ok), result="ok")
+    metrics.counter("rules_reloads", doc, lambda: float(rules.reloads_failed), result="failed")
+    metrics.gauge(
+        "rules_reload_failing",
+        "1 while the rule file on disk is invalid.",
+        lambda: float(rules.last_error is not None),
+    )
+
+
+def _watch_writer(metrics: Metrics, writer: StoreWriter) -> None:
+    metrics.gauge(
+        "store_up", "1 when the last store write succeeded.", lambda: float(writer.stats().store_up)
+    )
+    metrics.gauge(
+        "store_buffered_records",
+        "Comparisons waiting in memory for the store.",
+        lambda: float(writer.stats().buffered),
+    )
+    metrics.gauge(
+        "store_spooled_records",
+        "Comparisons waiting in the disk spool.",
+        lambda: float(writer.stats().spooled_records),
+    )
+    metrics.counter(
+        "store_written_records",
+        "Comparisons written to the store.",
+        lambda: float(writer.stats().written),
+    )
+    metrics.counter(
+        "store_dropped_records",
+        "Comparisons dropped: buffer and spool full.",
+        lambda: float(writer.stats().dropped),
+    )
+    metrics.counter("store_errors", "Failed store writes.", lambda: float(writer.stats().errors))
+
+
+# --- the traffic app ------------------------------------------------------------------------------
+
+INGRESS = web.AppKey("ingress", Ingress)
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def create_traffic_app(runtime: Runtime) -> web.Application:
+    """The traffic listener's app: one catch-all route; backends live in a cleanup context."""
+    app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
+    app[RUNTIME] = runtime
+    app.cleanup_ctx.append(_backends)
+    app.router.add_route("*", "/{tail:.*}", _handle)
+    return app
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    return await request.app[INGRESS].handle(request)
+
+
+async def _backends(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    s = runtime.settings
+    primary_config = BackendConfig(
+        name="primary",
+        base_url=s.primary,
+        connect_timeout=s.connect_timeout,
+        read_timeout=s.primary_timeout,
+        tls_verify=s.tls_verify,
+    )
+    shadow_config = BackendConfig(
+        name="shadow",
+        base_url=s.shadow,
+        connect_timeout=min(s.connect_timeout, s.shadow_timeout),
+        read_timeout=s.shadow_timeout,
+        total_timeout=s.shadow_timeout,
+        max_connections=s.shadow_max_in_flight,
+        tls_verify=s.tls_verify,
+    )
+    async with open_backend(primary_config) as primary, open_backend(shadow_config) as shadow:
+        mirror = Mirror(
+            shadow,
+            max_in_flight=s.shadow_max_in_flight,
+            capture_max=s.capture_max,
+            deliver=runtime.pipeline.submit,
+            metrics=runtime.metrics,
+        )
+        runtime.metrics.gauge(
+            "shadow_in_flight", "Shadow calls in flight.", lambda: float(mirror.in_flight)
+        )
+        app[INGRESS] = Ingress(
+            forwarder=Forwarder(primary, capture_max=s.capture_max),
+            mirror=mirror,
+            policy=MirrorPolicy(sample=s.sample, body_max=s.mirror_body_max),
+            namer=EndpointNamer(cap=s.endpoint_cap),
+            rules=runtime.rules,
+            metrics=runtime.metrics,
+            shadow_header=s.shadow_header,
+        )
+        yield
+        # Shadow calls still running need the shadow session: let them end before it closes.
+        cut = await mirror.aclose(timeout=s.shadow_timeout)
+        if cut:
+            log.warning("shutdown: %d shadow calls were cut", cut)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunningProxy:
+    """A started proxy: where it listens, and its runtime."""
+
+    runtime: Runtime
+    traffic_url: str
+    admin_url: str
+    traffic_app: web.Application
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until mirrored requests are compared and written; ``False`` on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if await self.traffic_app[INGRESS].mirror.wait(timeout):
+            return False
+        if not await self.runtime.pipeline.drain(max(0.0, deadline - loop.time())):
+            return False
+        return await self.runtime.writer.flush(max(0.0, deadline - loop.time()))
+
+
+async def _start_site(runner: web.AppRunner, where: HostPort, flag: str) -> str:
+    site = web.TCPSite(runner, where.host, where.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        cause = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise StartupError(f"{flag} {where}: {cause or exc}") from None
+    host, port = runner.addresses[-1][:2]
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - display only
+    return f"http://{shown}:{port}"
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[RunningProxy]:
+    """Start everything; on exit shut down gracefully."""
+    async with AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(open_runtime(settings))
+        traffic_app = create_traffic_app(runtime)
+        admin_app = create_admin_app(runtime)
+        traffic = web.AppRunner(traffic_app, shutdown_timeout=SHUTDOWN_DEADLINE, access_log=None)
+        admin = web.AppRunner(admin_app, access_log=None)
+        await traffic.setup()
+        stack.push_async_callback(traffic.cleanup)
+        await admin.setup()
+        stack.push_async_callback(admin.cleanup)
+        traffic_url = await _start_site(traffic, settings.listen, "--listen")
+        admin_url = await _start_site(admin, settings.admin_listen, "--admin-listen")
+        yield RunningProxy(runtime, traffic_url, admin_url, traffic_app)
+
+
+async def serve(settings: Settings) -> None:
+    """``shadowproxy run``: serve until SIGINT or SIGTERM; SIGHUP reloads the rules."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with running(settings) as proxy:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, proxy.runtime.rules.reload)
+        log.info(
+            "traffic on %s -> primary %s, mirrored to %s",
+            proxy.traffic_url,
+            settings.primary,
+            settings.shadow,
+        )
+        log.info("admin on %s (metrics %s/metrics)", proxy.admin_url, proxy.admin_url)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests, flushing comparisons")
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)

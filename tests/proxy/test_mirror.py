@@ -1,0 +1,225 @@
+"""Mirroring: the shadow is called alongside the primary, and nothing it does reaches the client."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from shadowproxy.server import RunningProxy
+from tests.conftest import StartProxy, StartUpstream
+
+TITLE = {
+    "id": 9174,
+    "code": "kimetsu",
+    "names": {"ru": "Клинок", "en": "Blade"},
+    "genres": ["Экшен", "Приключения"],
+    "rating": 4.5,
+}
+
+
+def backend(title: dict[str, object], *, delay: float = 0.0) -> web.Application:
+    seen: list[dict[str, str]] = []
+
+    async def get_title(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response(title)
+
+    async def post_title(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app["seen"] = seen
+    app.router.add_get("/v3/title", get_title)
+    app.router.add_post("/v3/title", post_title)
+    return app
+
+
+async def timed_get(client: aiohttp.ClientSession, url: str) -> tuple[int, bytes, float]:
+    started = time.perf_counter()
+    async with client.get(url) as response:
+        body = await response.read()
+    return response.status, body, time.perf_counter() - started
+
+
+async def metrics(client: aiohttp.ClientSession, running: RunningProxy) -> str:
+    async with client.get(running.admin_url + "/metrics") as response:
+        return await response.text()
+
+
+async def test_mismatch_is_recorded_with_pointers_and_served_by_the_api(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """The client gets the primary's body; the shadow's differences land in the store."""
+    changed = {**TITLE, "id": "9174", "genres": ["Приключения", "Экшен"]}
+    running = await proxy(await upstream(backend(TITLE)), await upstream(backend(changed)))
+    status, body, _ = await timed_get(client, running.traffic_url + "/v3/title?id=9174")
+    assert (200, TITLE) == (status, orjson.loads(body))
+    assert await running.drain(10)
+
+    async with client.get(
+        running.admin_url + "/api/v1/mismatches", params={"endpoint": "GET /v3/title"}
+    ) as response:
+        page = await response.json()
+    [record] = page["items"]
+    pointers = {(d["pointer"], d["kind"]) for d in record["differences"]}
+    assert {("/id", "type"), ("/genres/0", "value"), ("/genres/1", "value")} == pointers
+    assert "mismatch" == record["verdict"]
+    text = await metrics(client, running)
+    assert 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="mismatch"} 1.0' in text
+
+
+async def test_shadow_receives_marker_header(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    shadow_app = backend(TITLE)
+    primary_app = backend(TITLE)
+    running = await proxy(await upstream(primary_app), await upstream(shadow_app))
+    await timed_get(client, running.traffic_url + "/v3/title?id=1")
+    assert await running.drain(10)
+    assert "1" == shadow_app["seen"][0]["X-Shadow-Request"]
+    assert "X-Shadow-Request" not in primary_app["seen"][0]
+
+
+async def test_post_is_forwarded_but_not_mirrored(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Unsafe methods reach the primary only, and the skip is counted."""
+    shadow_app = backend(TITLE)
+    running = await proxy(await upstream(backend(TITLE)), await upstream(shadow_app))
+    async with client.post(running.traffic_url + "/v3/title", json={"x": 1}) as response:
+        assert {"ok": True} == await response.json()
+    assert await running.drain(10)
+    assert [] == shadow_app["seen"]
+    text = await metrics(client, running)
+    assert (
+        'shadowproxy_mirror_skips_total{endpoint="POST /v3/title",reason="unsafe_method"} 1.0'
+        in text
+    )
+
+
+@pytest.fixture
+async def refusing_port() -> AsyncIterator[int]:
+    """A port with nothing listening (bound, never listened: connections are refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture
+async def resetting_url() -> AsyncIterator[str]:
+    """A server that sends headers and half a body, then resets the connection."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"id": 91'
+        )
+        await writer.drain()
+        writer.transport.abort()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+def garbage_backend() -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b"<html>502 from some load balancer</html>\x00\xff",
+            content_type="application/json",
+        )
+
+    app = web.Application()
+    app.router.add_get("/v3/title", handler)
+    return app
+
+
+@pytest.mark.parametrize("fault", ["slow", "refused", "reset", "garbage"])
+async def test_shadow_faults_never_reach_the_client(
+    upstream: StartUpstream,
+    proxy: StartProxy,
+    client: aiohttp.ClientSession,
+    refusing_port: int,
+    resetting_url: str,
+    fault: str,
+) -> None:
+    """A slow, refusing, resetting or garbage-sending shadow: the client gets the primary's
+    response as fast as with a healthy shadow, and the comparison says what went wrong."""
+    primary = await upstream(backend(TITLE))
+    healthy = await proxy(primary, await upstream(backend(TITLE)))
+    if fault == "slow":
+        shadow = await upstream(backend(TITLE, delay=2.0))
+    elif fault == "garbage":
+        shadow = await upstream(garbage_backend())
+    else:
+        shadow = {"refused": f"http://127.0.0.1:{refusing_port}", "reset": resetting_url}[fault]
+    faulty = await proxy(primary, shadow, shadow_timeout=1.0)
+    url = "/v3/title?id=9174"
+    baseline = [await timed_get(client, healthy.traffic_url + url) for _ in range(5)]
+    observed = [await timed_get(client, faulty.traffic_url + url) for _ in range(5)]
+    expected_body = orjson.dumps(TITLE)
+    assert all((200, expected_body) == (s, orjson.dumps(orjson.loads(b))) for s, b, _ in observed)
+    # Generous margin: the slow shadow sleeps 2 s; a client that waited for it would show it.
+    assert max(t for *_, t in observed) < max(t for *_, t in baseline) + 0.5
+
+    assert await faulty.drain(15)
+    page = await faulty.store.mismatches(endpoint="GET /v3/title")
+    verdicts = {r.verdict for r in page.items}
+    expected = {
+        "slow": "shadow_error",
+        "refused": "shadow_error",
+        "reset": "shadow_error",
+        "garbage": "mismatch",
+    }[fault]
+    assert {expected} == verdicts
+    if fault == "garbage":
+        kinds = {d.kind for r in page.items for d in r.differences}
+        assert "unparseable" in kinds
+    else:
+        reasons = {r.reason for r in page.items}
+        assert {"slow": {"timeout"}, "refused": {"connect"}, "reset": {"reset"}}[fault] == reasons
+
+
+async def test_full_queue_drops_and_counts(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """With a one-slot queue and a burst of large bodies, comparisons are dropped and counted,
+    and every client still gets its answer."""
+    big = {"list": [{**TITLE, "id": i, "description": "Описание " * 400} for i in range(200)]}
+    running = await proxy(await upstream(backend(big)), await upstream(backend(big)), queue_size=1)
+    results = await asyncio.gather(
+        *(timed_get(client, running.traffic_url + "/v3/title") for _ in range(40))
+    )
+    assert {200} == {status for status, _, _ in results}
+    assert await running.drain(30)
+    text = await metrics(client, running)
+    dropped = _sample(
+        text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
+    )
+    compared = _sample(
+        text, 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"}'
+    )
+    assert dropped > 0
+    assert 40 == dropped + compared
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
