@@ -24,7 +24,12 @@ import orjson
 from shadowproxy.model import BackendError, Comparison, Outcome, Verdict
 from shadowproxy.store import latency
 from shadowproxy.store.content import decode_body
-from shadowproxy.store.contract import MismatchRecord, StoredDifference, StoredResponse
+from shadowproxy.store.contract import (
+    EndpointSummary,
+    MismatchRecord,
+    StoredDifference,
+    StoredResponse,
+)
 
 RECORDED = frozenset({Verdict.MISMATCH, Verdict.SHADOW_ERROR})
 """Verdicts whose comparisons are stored in full (the rest are only counted)."""
@@ -313,3 +318,28 @@ def merge_examples(old: Sequence[str], new: Sequence[str]) -> list[str]:
         if item not in merged:
             merged.append(item)
     return merged
+
+
+def summary_of(
+    endpoint: str,
+    matches: int,
+    mismatches: int,
+    shadow_errors: int,
+    skipped: int,
+    critical: int,
+    buckets: dict[tuple[str, str], dict[int, int]],
+) -> EndpointSummary:
+    """An :class:`EndpointSummary` from summed counters and latency buckets."""
+    primary = buckets.get((endpoint, PRIMARY), {})
+    shadow = buckets.get((endpoint, SHADOW), {})
+    return EndpointSummary(
+        endpoint=endpoint,
+        compared=matches + mismatches + shadow_errors,
+        matches=matches,
+        mismatches=mismatches,
+        shadow_errors=shadow_errors,
+        skipped=skipped,
+        critical=critical,
+        primary_latency_ms=(latency.percentile(primary, 0.5), latency.percentile(primary, 0.95)),
+        shadow_latency_ms=(latency.percentile(shadow, 0.5), latency.percentile(shadow, 0.95)),
+    )

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 
 from shadowproxy.model import Comparison
-from shadowproxy.store import document, latency
+from shadowproxy.store import document
 from shadowproxy.store.contract import (
     EndpointSummary,
     FieldCount,
@@ -397,7 +397,9 @@ class SQLiteStore:
             params,
         ):
             buckets.setdefault((ep, backend), {})[bucket] = n
-        return [summary_of(ep, m, mm, se, sk, cr, buckets) for ep, m, mm, se, sk, cr in rows]
+        return [
+            document.summary_of(ep, m, mm, se, sk, cr, buckets) for ep, m, mm, se, sk, cr in rows
+        ]
 
     async def trend(
         self, *, since: float | None = None, until: float | None = None, endpoint: str | None = None
@@ -560,31 +562,6 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.executescript(f"BEGIN; {step}; PRAGMA user_version = {version + 1}; COMMIT;")
         version += 1
     return version
-
-
-def summary_of(
-    endpoint: str,
-    matches: int,
-    mismatches: int,
-    shadow_errors: int,
-    skipped: int,
-    critical: int,
-    buckets: dict[tuple[str, str], dict[int, int]],
-) -> EndpointSummary:
-    """An :class:`EndpointSummary` from summed counters and latency buckets (both engines)."""
-    primary = buckets.get((endpoint, document.PRIMARY), {})
-    shadow = buckets.get((endpoint, document.SHADOW), {})
-    return EndpointSummary(
-        endpoint=endpoint,
-        compared=matches + mismatches + shadow_errors,
-        matches=matches,
-        mismatches=mismatches,
-        shadow_errors=shadow_errors,
-        skipped=skipped,
-        critical=critical,
-        primary_latency_ms=(latency.percentile(primary, 0.5), latency.percentile(primary, 0.95)),
-        shadow_latency_ms=(latency.percentile(shadow, 0.5), latency.percentile(shadow, 0.95)),
-    )
 
 
 def group_of(row: Sequence[Any]) -> Group:

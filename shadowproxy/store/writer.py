@@ -120,6 +120,7 @@ class StoreWriter:
         """Open the spool (replaying what a previous run left) and start the flush task."""
         if self._task is not None:
             return
+        self._closing = False
         if self._spool_dir is not None:
             self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
             if self._spool.records:
