@@ -18,6 +18,8 @@ import brotli
 DECODED_MAX = 4 * 1024 * 1024
 """Bytes of decoded body kept at most; the rest is dropped and ``cut`` is set."""
 _CHUNK = 16 * 1024
+STORED_DECODED_HEADER = "x-shadowproxy-decoded"
+"""Names the Content-Encoding a store removed before keeping the body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,8 @@ class BodyView:
     size: int
     """Bytes as stored (before decoding)."""
     encoding: str
-    """The Content-Encoding that was undone (``gzip``, ``deflate``, ``br``), or ``""``."""
+    """The Content-Encoding that was undone, here or by the store (``gzip``, ``deflate``, ``br``),
+    or ``""``."""
     text: str | None
     """The decoded body as text, when it is valid UTF-8."""
     base64: str | None
@@ -45,6 +48,9 @@ def view_body(
     """Decode ``body`` for display using the ``Content-Encoding`` found in ``headers``."""
     encoding = _header(headers, "content-encoding").strip().lower()
     data, cut, undone = _decode(body, encoding)
+    if not undone:
+        # A store may keep bodies decoded already and say so in this header.
+        undone = _header(headers, STORED_DECODED_HEADER).strip().lower()
     try:
         text: str | None = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -53,7 +59,8 @@ def view_body(
     is_json = False
     if text is not None and (text.lstrip()[:1] in {"{", "["} or _looks_json(headers, text)):
         try:
-            parsed = json.loads(text or "")
+            # NaN and Infinity are not JSON: a body holding them shows as text.
+            parsed = json.loads(text, parse_constant=_reject_constant)
             is_json = True
         except ValueError:
             parsed = None
@@ -66,6 +73,10 @@ def view_body(
         is_json=is_json,
         cut=cut or truncated,
     )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _looks_json(headers: tuple[tuple[str, str], ...], text: str | None) -> bool:

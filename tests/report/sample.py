@@ -1,4 +1,4 @@
-"""A sample report built from contract objects, with traffic that tries to inject markup and formulas."""
+"""A sample report from contract objects, its traffic trying to inject markup and formulas."""
 
 from __future__ import annotations
 
