@@ -49,8 +49,25 @@ class TrafficStats:
     """Seconds the run took."""
 
 
-def request_mix(catalogue: Catalogue, seed: int = 1) -> Iterator[str]:
-    """Endless request targets (path and percent-encoded query), drawn from a seeded mix."""
+def tour(catalogue: Catalogue) -> Iterator[str]:
+    """Every title by id once, then every route once: what a crawler warming a cache sends."""
+    for title in catalogue.titles:
+        yield f"/v3/title?id={title.id}"
+    yield "/v3/title/list?id_list=" + ",".join(str(t.id) for t in catalogue.titles[:3])
+    yield "/v3/title/search?" + urlencode({"search": "атака", "limit": 5})
+    yield "/v3/title/schedule?days=0,1,2,3,4,5,6"
+    for page in range(1, 5):
+        yield f"/v3/title/updates?page={page}&items_per_page=4&filter=id,code,names,updated"
+    yield "/v3/genres"
+    yield "/v3/years"
+    yield "/v3/title?code=test"
+
+
+def request_mix(catalogue: Catalogue, seed: int = 1, *, tour_first: bool = False) -> Iterator[str]:
+    """Endless request targets (path and percent-encoded query), drawn from a seeded mix; with
+    ``tour_first``, the :func:`tour` comes before the random part."""
+    if tour_first:
+        yield from tour(catalogue)
     rng = random.Random(seed)
     ids = [t.id for t in catalogue.titles]
     codes = [t.code for t in catalogue.titles]
@@ -119,10 +136,12 @@ async def drive(
     rate: float | None = None,
     stop: asyncio.Event | None = None,
     catalogue: Catalogue | None = None,
+    tour_first: bool = False,
 ) -> TrafficStats:
     """Send the request mix to ``base_url`` until ``requests`` were sent, ``duration`` seconds
     passed or ``stop`` is set, whichever comes first; at most ``rate`` requests per second when
-    given. Connection failures are counted, never raised."""
+    given; with ``tour_first``, every title and route is visited before the random mix.
+    Connection failures are counted, never raised."""
     if duration is None and requests is None and stop is None:
         raise ValueError("drive() needs a duration, a request count or a stop event")
     if concurrency < 1:
@@ -130,7 +149,7 @@ async def drive(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = None if duration is None else started + duration
-    targets = request_mix(catalogue or build_catalogue(), seed)
+    targets = request_mix(catalogue or build_catalogue(), seed, tour_first=tour_first)
     statuses: Counter[int] = Counter()
     counts = {"sent": 0, "errors": 0}
     base = base_url.rstrip("/")

@@ -83,3 +83,16 @@ async def test_drive_needs_a_bound() -> None:
     """Without a duration, a count or a stop event the run would never end: refused."""
     with pytest.raises(ValueError, match="needs a duration"):
         await drive("http://127.0.0.1:1", duration=None, requests=None)
+
+
+def test_tour_visits_every_title_and_route_first() -> None:
+    """With tour_first, every title is fetched by id and every route once before the random mix."""
+    catalogue = build_catalogue()
+    targets = list(itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 11))
+    ids = {int(parse_qs(urlsplit(t).query)["id"][0]) for t in targets if urlsplit(t).path == "/v3/title" and "id=" in t}
+    assert set(catalogue.by_id) == ids
+    assert {
+        "/v3/title", "/v3/title/list", "/v3/title/search", "/v3/title/schedule",
+        "/v3/title/updates", "/v3/genres", "/v3/years",
+    } == {urlsplit(t).path for t in targets}
+    assert any("page=3" in t for t in targets)
