@@ -6,15 +6,17 @@ because Python's ``==`` says ``True == 1`` and ``1 == 1.0``, an equal pair of co
 confirmed by comparing their sorted-key serialisations (also C-fast) before it is skipped. Only
 subtrees that differ are descended into, and only there are the path rules consulted.
 
-Arrays are compared by position when their lengths agree, aligned like ``difflib`` (longest
-matching blocks) when they do not, as multisets under ``unordered: {}`` and element by element
-under ``unordered: {key: ...}``.
+Arrays are compared by position, except arrays of scalars of different lengths, which are
+aligned as ``diff(1)`` aligns lines when that gives fewer differences (as DeepDiff does). Under
+``unordered: {}`` an array is a multiset; under ``unordered: {key: ...}`` elements are matched by
+key and compared one to one.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -68,6 +70,10 @@ def _equal_fast(a: Any, b: Any) -> bool:
     except RecursionError:
         return False
     return ta not in _CONTAINERS or _same(a, b)
+
+
+def _all_scalars(values: list[Any]) -> bool:
+    return not any(type(v) is dict or type(v) is list for v in values)
 
 
 def _json_type(value: Any) -> str:
@@ -278,12 +284,29 @@ class _Walk:
                 )
             )
 
-        if len(a) == len(b):
-            for i, (va, vb) in enumerate(zip(a, b, strict=True)):
-                if not _equal_fast(va, vb):
-                    frame(i, i)
-            return frames
-        # Different lengths: align on equal elements first, as diff(1) aligns lines.
+        if len(a) != len(b) and _all_scalars(a) and _all_scalars(b):
+            aligned = self._aligned(a, b, frame, frames)
+            if aligned is not None:
+                return aligned
+        # Position by position (lists of objects are better matched by key, with ``unordered``).
+        for i, (va, vb) in enumerate(zip(a, b, strict=False)):
+            if not _equal_fast(va, vb):
+                frame(i, i)
+        for i in range(len(b), len(a)):
+            frame(i, None)
+        for j in range(len(a), len(b)):
+            frame(None, j)
+        return frames
+
+    @staticmethod
+    def _aligned(
+        a: list[Any],
+        b: list[Any],
+        frame: Callable[[int | None, int | None], None],
+        frames: list[_Frame],
+    ) -> list[_Frame] | None:
+        """Scalars of different counts aligned as diff(1) aligns lines; ``None`` when that gives
+        more differences than comparing by position (then position wins, as in DeepDiff)."""
         matcher = difflib.SequenceMatcher(
             None, [canonical(x) for x in a], [canonical(x) for x in b], autojunk=False
         )
@@ -298,7 +321,15 @@ class _Walk:
                 frame(i, None)
             for j in range(j1 + common, j2):
                 frame(None, j)
-        return frames
+        if len(frames) <= 1:
+            return frames
+        positional = abs(len(a) - len(b)) + sum(
+            not _equal_fast(x, y) for x, y in zip(a, b, strict=False)
+        )
+        if len(frames) < positional:
+            return frames
+        frames.clear()
+        return None
 
     def _unordered(
         self,

@@ -31,17 +31,23 @@ DEFAULTS = EndpointRules(name=None)
 
 
 def response(
-    body: Any = None, *, status: int = 200, headers: Headers = JSON, raw: bytes | None = None,
+    body: Any = None,
+    *,
+    status: int = 200,
+    headers: Headers = JSON,
+    raw: bytes | None = None,
     truncated: bool = False,
 ) -> CapturedResponse:
     data = raw if raw is not None else orjson.dumps(title_document() if body is None else body)
-    return CapturedResponse(status=status, headers=headers, body=data, elapsed=0.01,
-                            truncated=truncated)
+    return CapturedResponse(
+        status=status, headers=headers, body=data, elapsed=0.01, truncated=truncated
+    )
 
 
 def run(primary: Any, shadow: Any, rules: EndpointRules = DEFAULTS) -> Comparison:
-    exchange = Exchange(id="e1", endpoint="GET /v3/title", request=make_request(),
-                        primary=primary, shadow=shadow)
+    exchange = Exchange(
+        id="e1", endpoint="GET /v3/title", request=make_request(), primary=primary, shadow=shadow
+    )
     return compare(exchange, rules, "v1")
 
 
@@ -49,7 +55,11 @@ def test_identical_responses_match() -> None:
     """Two identical responses are a match with no differences and no fingerprint."""
     result = run(response(), response())
     assert (Verdict.MATCH, (), "", "v1") == (
-        result.verdict, result.differences, result.fingerprint, result.ruleset_version)
+        result.verdict,
+        result.differences,
+        result.fingerprint,
+        result.ruleset_version,
+    )
 
 
 def test_body_difference_is_a_mismatch_with_pointer_and_fingerprint() -> None:
@@ -60,7 +70,8 @@ def test_body_difference_is_a_mismatch_with_pointer_and_fingerprint() -> None:
     result = run(response(), response(changed))
     assert Verdict.MISMATCH == result.verdict
     assert [("/names/ru", DiffKind.VALUE, "Твоё имя", "Твое имя")] == [
-        (d.pointer, d.kind, d.primary, d.shadow) for d in result.differences]
+        (d.pointer, d.kind, d.primary, d.shadow) for d in result.differences
+    ]
     assert fingerprint("GET /v3/title", result.differences) == result.fingerprint
     assert 16 == len(result.fingerprint)
 
@@ -86,12 +97,17 @@ def test_shadow_error_verdict_names_the_kind() -> None:
 
 def test_shadow_5xx_is_shadow_error_with_status_difference() -> None:
     """A shadow 503 against a primary 200 is a shadow_error, still listing the status difference."""
-    result = run(response(), response(raw=b"<h1>busy</h1>", status=503,
-                                      headers=(("content-type", "text/html"),)))
+    result = run(
+        response(),
+        response(raw=b"<h1>busy</h1>", status=503, headers=(("content-type", "text/html"),)),
+    )
     assert (Verdict.SHADOW_ERROR, "status 503") == (result.verdict, result.reason)
     assert ("/status", DiffKind.STATUS, 200, 503) == (
-        result.differences[0].pointer, result.differences[0].kind,
-        result.differences[0].primary, result.differences[0].shadow)
+        result.differences[0].pointer,
+        result.differences[0].kind,
+        result.differences[0].primary,
+        result.differences[0].shadow,
+    )
 
 
 def test_both_5xx_is_compared_normally() -> None:
@@ -115,8 +131,9 @@ def test_status_equivalence_rule() -> None:
 
 def test_content_type_normalised_and_other_headers_ignored() -> None:
     """Content-Type is compared after normalising case and spacing; unlisted headers are not."""
-    shadow = response(headers=(("Content-Type", "application/json;charset=UTF-8"),
-                               ("x-powered-by", "uvicorn")))
+    shadow = response(
+        headers=(("Content-Type", "application/json;charset=UTF-8"), ("x-powered-by", "uvicorn"))
+    )
     assert Verdict.MATCH == run(response(), shadow).verdict
 
 
@@ -125,7 +142,8 @@ def test_content_type_difference_is_a_header_difference() -> None:
     shadow = response(headers=(("content-type", "text/plain"),))
     result = run(response(), shadow)
     assert [("/headers/content-type", DiffKind.HEADER)] == [
-        (d.pointer, d.kind) for d in result.differences]
+        (d.pointer, d.kind) for d in result.differences
+    ]
 
 
 @pytest.mark.parametrize(
@@ -189,10 +207,12 @@ def test_duplicate_keys_last_wins() -> None:
 def test_text_bodies_compared_as_text() -> None:
     """Non-JSON bodies are compared as text; a difference shows context around it."""
     html = (("content-type", "text/html"),)
-    result = run(response(raw=b"<p>hello</p>", headers=html),
-                 response(raw=b"<p>hellO</p>", headers=html))
+    result = run(
+        response(raw=b"<p>hello</p>", headers=html), response(raw=b"<p>hellO</p>", headers=html)
+    )
     assert [("", DiffKind.TEXT, "<p>hello</p>", "<p>hellO</p>")] == [
-        (d.pointer, d.kind, d.primary, d.shadow) for d in result.differences]
+        (d.pointer, d.kind, d.primary, d.shadow) for d in result.differences
+    ]
 
 
 def test_critical_flag_follows_rules() -> None:
@@ -207,9 +227,10 @@ def test_critical_flag_follows_rules() -> None:
 def test_rules_survive_pickling_and_still_work() -> None:
     """Endpoint rules pickle (they travel to worker processes) and compare the same afterwards."""
     rules = parse_ruleset(
-        "version: 1\ndefaults:\n  ignore: [/in_favorites]\n  unordered: {/genres: {}}\n").defaults
+        "version: 1\ndefaults:\n  ignore: [/in_favorites]\n  unordered: {/genres: {}}\n"
+    ).defaults
     shadow_doc = title_document(genres=("Школа", "Комедия", "Романтика"))
     shadow_doc["in_favorites"] = 1
-    copy = pickle.loads(pickle.dumps(rules))
+    copy = pickle.loads(pickle.dumps(rules))  # noqa: S301 - our own bytes, as the worker queue
     assert copy == rules
     assert Verdict.MATCH == run(response(), response(shadow_doc), copy).verdict

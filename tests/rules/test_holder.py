@@ -37,8 +37,11 @@ def test_reload_swaps_valid_rules(tmp_path: Path) -> None:
     path.write_text(OTHER)
     assert holder.reload()
     assert (("genres",), 1, 0, None) == (
-        holder.current.endpoint_names(), holder.reloads_ok, holder.reloads_failed,
-        holder.last_error)
+        holder.current.endpoint_names(),
+        holder.reloads_ok,
+        holder.reloads_failed,
+        holder.last_error,
+    )
 
 
 def test_invalid_reload_keeps_old_rules(tmp_path: Path) -> None:
