@@ -137,10 +137,35 @@ def _key_canonical(value: Any) -> tuple[Any, ...]:
     return canonical(value)
 
 
+def _field(element: dict[str, Any], key: str) -> Any:
+    """``element``'s key field; ``franchise/id`` reaches into a nested object."""
+    if "/" not in key:
+        return element.get(key, MISSING)
+    value: Any = element
+    for token in key.split("/"):
+        if type(value) is not dict:
+            return MISSING
+        value = value.get(token, MISSING)
+    return value
+
+
+def _identity(element: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """The key an element is matched on, or ``None`` when it is not an object with all keys."""
+    if type(element) is not dict:
+        return None
+    ident = []
+    for key in keys:
+        value = _field(element, key)
+        if value is MISSING:
+            return None
+        ident.append(_key_canonical(value))
+    return tuple(ident)
+
+
 def _key_label(keys: tuple[str, ...], element: dict[str, Any]) -> str:
     parts = []
     for key in keys:
-        value = element[key]
+        value = _field(element, key)
         shown = value if type(value) is str else orjson.dumps(value).decode()
         parts.append(f"{key}={shown}")
     return "[" + ",".join(parts) + "]"
@@ -353,67 +378,48 @@ class _Walk:
         loose_a: list[int] = []
         loose_b: list[int] = []
         if keys:
+            idents_b = [_identity(element, keys) for element in b]
             by_key: dict[tuple[Any, ...], deque[int]] = {}
-            for j, element in enumerate(b):
-                if type(element) is dict and all(k in element for k in keys):
-                    ident = tuple(_key_canonical(element[k]) for k in keys)
-                    by_key.setdefault(ident, deque()).append(j)
-                else:
+            for j, ident in enumerate(idents_b):
+                if ident is None:
                     loose_b.append(j)
+                else:
+                    by_key.setdefault(ident, deque()).append(j)
             matched_b: set[int] = set()
             for i, element in enumerate(a):
-                if not (type(element) is dict and all(k in element for k in keys)):
+                ident = _identity(element, keys)
+                if ident is None:
                     loose_a.append(i)
                     continue
-                ident = tuple(_key_canonical(element[k]) for k in keys)
                 queue = by_key.get(ident)
-                tag = _key_label(keys, element)
-                if queue:
-                    j = queue.popleft()
-                    matched_b.add(j)
-                    if not _equal_fast(element, b[j]):
-                        frames.append(
-                            (
-                                element,
-                                b[j],
-                                element_state,
-                                f"{ptr}/{i}",
-                                None if (sptr is None and i == j) else f"{base_s}/{j}",
-                                ttok,
-                                f"{base_l}/{tag}",
-                                crit,
-                            )
-                        )
-                else:
+                tag = f"{base_l}/{_key_label(keys, element)}"
+                if not queue:
+                    frames.append(
+                        (element, MISSING, element_state, f"{ptr}/{i}", None, ttok, tag, crit)
+                    )
+                    continue
+                j = queue.popleft()
+                matched_b.add(j)
+                if not _equal_fast(element, b[j]):
+                    stok = None if (sptr is None and i == j) else f"{base_s}/{j}"
+                    frames.append(
+                        (element, b[j], element_state, f"{ptr}/{i}", stok, ttok, tag, crit)
+                    )
+            for j, ident in enumerate(idents_b):
+                if ident is not None and j not in matched_b:
+                    tag = f"{base_l}/{_key_label(keys, b[j])}"
                     frames.append(
                         (
-                            element,
                             MISSING,
+                            b[j],
                             element_state,
-                            f"{ptr}/{i}",
-                            None,
+                            f"{ptr}/{j}",
+                            f"{base_s}/{j}",
                             ttok,
-                            f"{base_l}/{tag}",
+                            tag,
                             crit,
                         )
                     )
-            for j, element in enumerate(b):
-                if j in matched_b or not (
-                    type(element) is dict and all(k in element for k in keys)
-                ):
-                    continue
-                frames.append(
-                    (
-                        MISSING,
-                        element,
-                        element_state,
-                        f"{ptr}/{j}",
-                        f"{base_s}/{j}",
-                        ttok,
-                        f"{base_l}/{_key_label(keys, element)}",
-                        crit,
-                    )
-                )
         else:
             loose_a = list(range(len(a)))
             loose_b = list(range(len(b)))

@@ -128,6 +128,8 @@ class _Reader:
         """``{key: (key node, value node)}``; keys checked against ``allowed`` when given."""
         if not isinstance(node, MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
+        # YAML merge keys (``<<: *shared``) let endpoints share a block of rules.
+        self.constructor.flatten_mapping(node)
         out: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
             key = self.value(key_node)
@@ -498,7 +500,15 @@ def parse_ruleset(text: str, source: Path | None = None) -> Ruleset:
         raise RulesError(f"not valid YAML: {exc}", source=label) from None
     if root is None:
         raise RulesError("the rule file is empty (it needs at least: version: 1)", source=label)
-    top = reader.mapping(root, "the rule file", TOP_KEYS)
+    top = reader.mapping(root, "the rule file")
+    for key, (key_node, _) in top.items():
+        # ``x-...`` keys are free, as in Compose files: a place for YAML anchors to share.
+        if key not in TOP_KEYS and not key.startswith("x-"):
+            raise reader.fail(
+                key_node,
+                f'unknown key "{key}" in the rule file{suggest(key, TOP_KEYS)}; '
+                f"allowed: {', '.join(TOP_KEYS)} and x-... keys for shared anchors",
+            )
     if "version" not in top:
         raise reader.fail(root, 'the rule file needs "version: 1" at the top')
     version_node = top["version"][1]
