@@ -101,18 +101,24 @@ class MongoStore:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def aopen(self) -> None:
-        """Connect, check the schema version, create indexes (idempotent; retry freely)."""
+        """Connect, check the schema version, create indexes (idempotent; retry freely).
+
+        The client is made once and kept across failed attempts: its monitor reconnects by
+        itself, and making a client per attempt would churn sockets while the server is down.
+        """
         if self._db is not None:
             return
-        options: dict[str, Any] = {"appname": "shadowproxy"}
-        lowered = self._url.lower()
-        for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
-            if name.lower() not in lowered:
-                options[name] = _TIMEOUT_MS
-        try:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self._url, **options)
-        except (PyMongoError, ValueError, TypeError) as exc:
-            raise StoreError(f"mongodb: bad connection string: {exc}") from None
+        if self._client is None:
+            options: dict[str, Any] = {"appname": "shadowproxy"}
+            lowered = self._url.lower()
+            for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
+                if name.lower() not in lowered:
+                    options[name] = _TIMEOUT_MS
+            try:
+                self._client = AsyncMongoClient(self._url, **options)
+            except (PyMongoError, ValueError, TypeError) as exc:
+                raise StoreError(f"mongodb: bad connection string: {exc}") from None
+        client = self._client
         try:
             db = client[self._database]
             hello = await client.admin.command("hello")
@@ -120,12 +126,8 @@ class MongoStore:
             await self._check_schema(db)
             await self._create_indexes(db)
         except PyMongoError as exc:
-            await client.close()
             raise _errors("open", exc) from exc
-        except BaseException:
-            await client.close()
-            raise
-        self._client, self._db = client, db
+        self._db = db
 
     async def _check_schema(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         meta = await db.meta.find_one({"_id": "schema"})
@@ -517,7 +519,7 @@ class MongoStore:
         return _group_of(doc) if doc else None
 
     async def health(self) -> StoreHealth:
-        if self._client is None:
+        if self._client is None or self._db is None:
             return StoreHealth(False, self.engine, "not open")
         try:
             await self._client.admin.command("ping")

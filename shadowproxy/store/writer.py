@@ -18,12 +18,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from shadowproxy.model import Comparison
+from shadowproxy.model import CapturedResponse, Comparison, Outcome
 from shadowproxy.store.contract import Store
+from shadowproxy.store.document import RECORDED
 from shadowproxy.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ class StoreWriter:
         self._spool_dir = spool_dir
         self._spool_max = spool_max_bytes
         self._spool: Spool | None = None
+        self._spill_at = max(1, self._capacity // 2)
+        """Buffer length from which records move to the spool while the store cannot take them."""
         self._buffer: deque[Comparison] = deque()
         self._inflight: list[Comparison] = []
         """A batch taken from the buffer and not yet written; retried before anything else."""
@@ -96,8 +100,9 @@ class StoreWriter:
                 log.warning("store writer: buffer full, %d comparisons dropped so far",
                             self._dropped)
             return False
-        self._buffer.append(comparison)
-        if len(self._buffer) >= self._batch:
+        self._buffer.append(
+            comparison if comparison.verdict in RECORDED else _without_bodies(comparison))
+        if len(self._buffer) >= self._batch or len(self._buffer) >= self._spill_at:
             self._wake.set()
         return True
 
@@ -143,6 +148,9 @@ class StoreWriter:
         self._inflight, self._buffer = [], deque()
         if not left:
             return
+        if self._spool is None and self._spool_dir is not None:
+            with contextlib.suppress(OSError):
+                self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
         kept = await self._to_spool(left) if self._spool is not None else 0
         if kept < len(left):
             self._dropped += len(left) - kept
@@ -176,7 +184,7 @@ class StoreWriter:
         """Write everything pending; False after a failure (backoff is then armed)."""
         try:
             if not self._opened:
-                await self._store.aopen()
+                await self._spilling(self._store.aopen())
                 self._opened = True
             while self._inflight or self._spool or self._buffer:
                 if self._inflight:
@@ -203,15 +211,25 @@ class StoreWriter:
         return True
 
     async def _write(self, batch: Sequence[Comparison]) -> None:
-        """Write one batch; while a slow write is pending, keep spilling an overfull buffer."""
-        task = asyncio.get_running_loop().create_task(self._store.write(batch))
+        await self._spilling(self._store.write(batch))
+        self._written += len(batch)
+
+    async def _spilling(self, call: Coroutine[Any, Any, None]) -> None:
+        """Await a store call; while it is pending (a slow or hung store), spill the buffer."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(call)
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=self._interval)
-                if done:
+                waiter = loop.create_task(self._wake.wait())
+                try:
+                    await asyncio.wait({task, waiter}, timeout=self._interval,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if task.done():
                     task.result()
-                    self._written += len(batch)
                     return
+                self._wake.clear()
                 await self._spill()
         finally:
             if not task.done():
@@ -230,7 +248,7 @@ class StoreWriter:
 
     async def _spill(self) -> None:
         """Move the buffer to the spool once it is more than half full."""
-        if self._spool is None or len(self._buffer) < max(1, self._capacity // 2):
+        if self._spool is None or len(self._buffer) < self._spill_at:
             return
         records = list(self._buffer)
         kept = await self._to_spool(records)
@@ -245,3 +263,24 @@ class StoreWriter:
             self._last_error = f"spool: {exc}"
             log.error("store writer: cannot spool: %s", exc)
             return 0
+
+
+def _without_bodies(comparison: Comparison) -> Comparison:
+    """Only counted, never stored: drop the bodies so the buffer and spool stay small."""
+    exchange = comparison.exchange
+
+    def slim(outcome: Outcome) -> Outcome:
+        if isinstance(outcome, CapturedResponse) and outcome.body:
+            return replace(outcome, body=b"")
+        return outcome
+
+    return replace(
+        comparison,
+        exchange=replace(
+            exchange,
+            request=replace(exchange.request, body=b"") if exchange.request.body
+            else exchange.request,
+            primary=slim(exchange.primary),
+            shadow=slim(exchange.shadow),
+        ),
+    )
