@@ -16,8 +16,12 @@ from shadowproxy.report.readiness import percent
 from shadowproxy.report.schema import iso
 from shadowproxy.store.contract import MismatchRecord, StoredResponse
 
-EXAMPLE_LINES_MAX = 400
-"""Lines shown per response in an example; the report stays readable and small."""
+EXAMPLE_LINES_MAX = 2000
+"""Lines printed per response in an example before folding."""
+CONTEXT = 3
+"""Unchanged lines kept around each difference in an example."""
+FOLD_BELOW = 30
+"""Responses this short are shown whole."""
 
 _CSS = """
 :root{--fg:#1d2433;--muted:#5b6478;--line:#dfe3ea;--bg:#f6f7f9;--card:#fff;--ok:#137a3e;
@@ -52,6 +56,7 @@ padding:8px 18px 18px;margin:18px 0}
 pre{margin:0;padding:6px 10px;white-space:pre-wrap;word-break:break-all}
 pre span{display:block}
 pre span.d{background:var(--mark)}
+pre span.gap{color:var(--muted);background:#f3f4f6;font-style:italic;margin:2px 0}
 .difflist td:first-child{width:40%}
 footer{margin:40px 0 10px;font-size:12px;color:var(--muted)}
 """
@@ -222,16 +227,46 @@ def _side(title: str, response: StoredResponse, pointers: list[str]) -> str:
     view = view_body(response.body, response.headers, truncated=response.truncated)
     if view.is_json:
         lines = pretty_lines(view.json, limit=EXAMPLE_LINES_MAX)
+        marked = [any(covers(p, line.pointer) for p in pointers) for line in lines]
         body = "".join(
-            f"<span{' class=d' if any(covers(p, line.pointer) for p in pointers) else ''}>"
-            f"{'  ' * line.depth}{_e(line.text)}</span>"
-            for line in lines
+            f'<span class="gap">⋯ {-index} unchanged line(s)</span>'
+            if index < 0
+            else f"<span{' class=d' if marked[index] else ''}>"
+            f"{'  ' * lines[index].depth}{_e(lines[index].text)}</span>"
+            for index in _folded(marked)
         )
     elif view.text is not None:
         body = _e(view.text[:20000])
     else:
         body = _e(f"({view.size} bytes of binary data)")
     return f'<div class="side"><h4>{_e(head)}</h4><pre>{body}</pre></div>'
+
+
+def _folded(marked: list[bool]) -> list[int]:
+    """Indices of the lines to show: the marked ones with some context. A negative entry ``-n``
+    stands for ``n`` lines left out."""
+    if len(marked) <= FOLD_BELOW:
+        return list(range(len(marked)))
+    keep = [False] * len(marked)
+    for index, hit in enumerate(marked):
+        if hit:
+            for near in range(max(0, index - CONTEXT), min(len(marked), index + CONTEXT + 1)):
+                keep[near] = True
+    if not any(keep):
+        keep[:FOLD_BELOW] = [True] * FOLD_BELOW
+    shown: list[int] = []
+    skipped = 0
+    for index, wanted in enumerate(keep):
+        if wanted:
+            if skipped:
+                shown.append(-skipped)
+                skipped = 0
+            shown.append(index)
+        else:
+            skipped += 1
+    if skipped:
+        shown.append(-skipped)
+    return shown
 
 
 def _short(value: Any) -> str:

@@ -16,6 +16,9 @@ from shadowproxy.report.readiness import Criteria, Readiness, assess
 from shadowproxy.report.window import Window
 from shadowproxy.store.contract import EndpointSummary, FieldCount, MismatchRecord, Store
 
+EXAMPLE_SCAN = 10
+"""Records read per example wanted, to find examples of different groups."""
+
 ProgressCallback = Callable[[int, int], None]
 """Called with (steps done, steps in total) as the report is collected."""
 
@@ -40,7 +43,7 @@ class EndpointReport:
     fields: tuple[FieldShare, ...]
     """Most frequent first."""
     examples: tuple[MismatchRecord, ...]
-    """A few recent mismatches or shadow errors, newest first."""
+    """Recent mismatches or shadow errors, one per group, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,22 @@ def field_shares(fields: list[FieldCount], compared: int) -> tuple[FieldShare, .
     )
 
 
+def distinct_examples(
+    records: tuple[MismatchRecord, ...], count: int
+) -> tuple[MismatchRecord, ...]:
+    """The newest record of each group (fingerprint), newest first, at most ``count``."""
+    seen: set[str] = set()
+    chosen: list[MismatchRecord] = []
+    for record in records:
+        if record.fingerprint in seen:
+            continue
+        seen.add(record.fingerprint)
+        chosen.append(record)
+        if len(chosen) == count:
+            break
+    return tuple(chosen)
+
+
 async def collect_report(
     store: Store,
     *,
@@ -138,22 +157,21 @@ async def collect_report(
         fields = await store.fields(
             endpoint=summary.endpoint, since=window.since, until=window.until
         )
-        page = (
-            await store.mismatches(
+        chosen: tuple[MismatchRecord, ...] = ()
+        if examples > 0:
+            page = await store.mismatches(
                 endpoint=summary.endpoint,
                 since=window.since,
                 until=window.until,
-                limit=examples,
+                limit=examples * EXAMPLE_SCAN,
             )
-            if examples > 0
-            else None
-        )
+            chosen = distinct_examples(page.items, examples)
         sections.append(
             EndpointReport(
                 summary=summary,
                 readiness=assess(summary, criteria),
                 fields=field_shares(fields, summary.compared)[:fields_max],
-                examples=page.items[:examples] if page else (),
+                examples=chosen,
             )
         )
         if progress:

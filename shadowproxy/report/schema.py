@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from shadowproxy.report.body import BodyView, view_body
+from shadowproxy.report.body import STORED_DECODED_HEADER, BodyView, view_body
 from shadowproxy.report.model import EndpointReport, FieldShare, Report, Totals
 from shadowproxy.report.pretty import pretty_lines
 from shadowproxy.report.readiness import Check, Criteria, Readiness
@@ -163,7 +163,12 @@ def response_json(response: StoredResponse, *, with_lines: bool) -> dict[str, An
         "error": response.error,
         "elapsed_ms": response.elapsed_ms,
         "truncated": response.truncated,
-        "headers": [[name, value] for name, value in response.headers],
+        # The store's own marker is not the backend's header; body.encoding carries its meaning.
+        "headers": [
+            [name, value]
+            for name, value in response.headers
+            if name.lower() != STORED_DECODED_HEADER
+        ],
         "body": body_json(
             view_body(response.body, response.headers, truncated=response.truncated),
             with_lines=with_lines,

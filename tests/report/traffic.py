@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from shadowproxy.model import Comparison, Difference, DiffKind, Severity, Verdict
 from shadowproxy.store.contract import Store
+from shadowproxy.store.redaction import RedactionPolicy, redact_comparison
 from tests.factories import make_comparison, make_request, make_response, title_document
 
 SCRIPT = "<script>alert(1)</script>"
@@ -148,8 +149,10 @@ def comparisons(now: float) -> tuple[list[Comparison], Traffic]:
 
 
 async def fill(store: Store, *, now: float | None = None) -> Traffic:
-    """Write the scenario to ``store`` (already open) and say what was written."""
+    """Write the scenario to ``store`` (already open), redacted as the pipeline would."""
     batch, traffic = comparisons(time.time() if now is None else now)
+    policy = RedactionPolicy()
+    batch = [redact_comparison(comparison, policy) for comparison in batch]
     for start in range(0, len(batch), 200):
         await store.write(batch[start : start + 200])
     return traffic
