@@ -94,7 +94,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         queue_size=settings.queue_size,
         comparators=settings.comparators,
         sinks=(metrics.consume, writer.submit),
-        redaction=RedactionPolicy.from_settings(settings),
+        redaction=RedactionPolicy.build(
+            headers=settings.redact_headers,
+            query=settings.redact_query,
+            hmac_key=settings.redact_hmac_key,
+        ),
         metrics=metrics,
     )
     _watch_writer(metrics, writer)
@@ -241,7 +245,13 @@ class RunningProxy:
             return False
         if not await self.runtime.pipeline.drain(max(0.0, deadline - loop.time())):
             return False
-        return await self.runtime.writer.flush(max(0.0, deadline - loop.time()))
+        writer = self.runtime.writer
+        while loop.time() < deadline:
+            stats = writer.stats()
+            if not stats.buffered and not stats.spooled_records:
+                return True
+            await asyncio.sleep(0.02)  # noqa: ASYNC110 - the writer exposes no event to wait on
+        return False
 
 
 async def _start_site(runner: web.AppRunner, where: HostPort, flag: str) -> str:

@@ -24,6 +24,9 @@ TITLE = {
 }
 
 
+SEEN = web.AppKey("seen", list[dict[str, str]])
+
+
 def backend(title: dict[str, object], *, delay: float = 0.0) -> web.Application:
     seen: list[dict[str, str]] = []
 
@@ -38,7 +41,7 @@ def backend(title: dict[str, object], *, delay: float = 0.0) -> web.Application:
         return web.json_response({"ok": True})
 
     app = web.Application()
-    app["seen"] = seen
+    app[SEEN] = seen
     app.router.add_get("/v3/title", get_title)
     app.router.add_post("/v3/title", post_title)
     return app
@@ -86,8 +89,8 @@ async def test_shadow_receives_marker_header(
     running = await proxy(await upstream(primary_app), await upstream(shadow_app))
     await timed_get(client, running.traffic_url + "/v3/title?id=1")
     assert await running.drain(10)
-    assert "1" == shadow_app["seen"][0]["X-Shadow-Request"]
-    assert "X-Shadow-Request" not in primary_app["seen"][0]
+    assert "1" == shadow_app[SEEN][0]["X-Shadow-Request"]
+    assert "X-Shadow-Request" not in primary_app[SEEN][0]
 
 
 async def test_post_is_forwarded_but_not_mirrored(
@@ -99,7 +102,7 @@ async def test_post_is_forwarded_but_not_mirrored(
     async with client.post(running.traffic_url + "/v3/title", json={"x": 1}) as response:
         assert {"ok": True} == await response.json()
     assert await running.drain(10)
-    assert [] == shadow_app["seen"]
+    assert [] == shadow_app[SEEN]
     text = await metrics(client, running)
     assert (
         'shadowproxy_mirror_skips_total{endpoint="POST /v3/title",reason="unsafe_method"} 1.0'
