@@ -137,14 +137,22 @@ class _Reader:
                 raise self.fail(key_node, f"{what}: keys must be strings, not {key!r}")
             if key in out:
                 raise self.fail(key_node, f'{what}: "{key}" is given twice')
-            if allowed is not None and key not in allowed:
+            out[key] = (key_node, value_node)
+        if allowed is not None:
+            self.check_keys(out, what, allowed)
+        return out
+
+    def check_keys(
+        self, mapping: dict[str, tuple[Node, Node]], what: str, allowed: tuple[str, ...]
+    ) -> None:
+        """Fail on the first key not in ``allowed``, suggesting the nearest allowed key."""
+        for key, (key_node, _) in mapping.items():
+            if key not in allowed:
                 raise self.fail(
                     key_node,
                     f'unknown key "{key}" in {what}{suggest(key, allowed)}; '
                     f"allowed: {', '.join(allowed)}",
                 )
-            out[key] = (key_node, value_node)
-        return out
 
     def sequence(self, node: Node, what: str) -> list[Node]:
         if not isinstance(node, SequenceNode):
@@ -525,10 +533,11 @@ def parse_ruleset(text: str, source: Path | None = None) -> Ruleset:
     if "endpoints" in top and not _is_null(reader, top["endpoints"][1]):
         for index, node in enumerate(reader.sequence(top["endpoints"][1], "endpoints")):
             reader.rule = f"endpoints[{index}]"
-            block = reader.mapping(node, "an endpoint", ENDPOINT_KEYS)
+            block = reader.mapping(node, "an endpoint")
             name = reader.string(block["name"][1], "name") if "name" in block else None
             if name is not None:
                 reader.rule = f'endpoint "{name}"'
+            reader.check_keys(block, "an endpoint", ENDPOINT_KEYS)
             if "match" not in block:
                 raise reader.fail(node, 'an endpoint needs "match" (method and path)')
             match = _match(reader, block["match"][1])
