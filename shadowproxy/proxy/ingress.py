@@ -80,14 +80,15 @@ class Ingress:
 
         primary: asyncio.Future[PrimaryResult] | None = None
         if skip is None:
+            raw_path, _, raw_query = request.raw_path.partition("?")
             primary = asyncio.get_running_loop().create_future()
             shadow_headers = headers.copy()
             shadow_headers[self.shadow_header] = "1"
             job = MirrorJob(
                 request=CapturedRequest(
                     method=method,
-                    path=request.raw_path.split("?", 1)[0],
-                    query=request.query_string,
+                    path=raw_path,
+                    query=raw_query,  # as sent: aiohttp's query_string is percent-decoded
                     headers=tuple(request.headers.items()),
                     body=buffered,
                     received_at=received_at,

@@ -226,3 +226,18 @@ def _sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def test_shadow_gets_the_query_string_as_sent(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Percent-encoded (Cyrillic) queries reach the shadow exactly as the client sent them."""
+    shadow_app = backend(TITLE)
+    running = await proxy(await upstream(backend(TITLE)), await upstream(shadow_app))
+    target = "/v3/title?search=%D0%BA%D0%BB%D0%B8%D0%BD%D0%BE%D0%BA&limit=5"
+    await timed_get(client, running.traffic_url + target)
+    assert await running.drain(10)
+    page = await running.store.mismatches()
+    assert [] == list(page.items)
+    text = await metrics(client, running)
+    assert 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"} 1.0' in text
