@@ -1,0 +1,131 @@
+"""``shadowproxy demo``, run as a user runs it: a subprocess in a fresh working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import shadowproxy
+from shadowproxy.store import open_store
+
+REPO = Path(shadowproxy.__file__).resolve().parent.parent
+
+# Only the noise: what differs legitimately on every run. The planted bugs must stay visible.
+NOISE_RULES = """\
+version: 1
+defaults:
+  ignore: ["**/in_favorites", "**/took_ms"]
+  timestamps: {"**/updated": {tolerance_s: 2}}
+endpoints: []
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    compared: int
+    mismatches: int
+    shadow_errors: int
+    fields: str
+
+
+def demo_command(*extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "shadowproxy", "demo",
+        "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", *extra,
+    ]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+def summary_rows(output: str) -> dict[str, Row]:
+    """The last summary table printed, by endpoint."""
+    rows: dict[str, Row] = {}
+    pattern = re.compile(r"^(GET \S+)\s+(\d+)\s+(\d+) \(\d+%\)\s+(\d+)\s+(.*)$")
+    for line in output.splitlines():
+        if match := pattern.match(line):
+            endpoint, compared, mismatches, errors, fields = match.groups()
+            rows[endpoint] = Row(int(compared), int(mismatches), int(errors), fields)
+    return rows
+
+
+async def stored_fields(database: Path, endpoint: str) -> set[tuple[str, str]]:
+    """(template, kind) of every field difference the store holds for ``endpoint``."""
+    store = open_store(f"sqlite:///{database}")
+    await store.aopen()
+    try:
+        return {(f.template, f.kind) for f in await store.fields(endpoint=endpoint)}
+    finally:
+        await store.aclose()
+
+
+def test_demo_runs_for_its_duration_and_shows_the_planted_differences(tmp_path: Path) -> None:
+    """`demo --duration 5` exits 0 on its own, prints a per-endpoint summary in which the
+    planted differences show (ids as strings in search, late update pages failing) while the
+    noise the rule file silences does not, and leaves the SQLite file in the working directory
+    holding exactly the planted field differences."""
+    rules = tmp_path / "noise.yaml"
+    rules.write_text(NOISE_RULES, encoding="utf-8")
+    started = time.monotonic()
+    result = subprocess.run(
+        demo_command("--duration", "5", "--rules", str(rules), "--requests", "200"),
+        cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=90, check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert 0 == result.returncode, result.stderr
+    assert elapsed < 60
+    rows = summary_rows(result.stdout)
+    assert "/list/*/id (type)" in rows["GET /v3/title/search"].fields
+    assert rows["GET /v3/title/search"].mismatches >= 1
+    assert rows["GET /v3/title/updates"].shadow_errors >= 1
+    assert rows["GET /v3/title"].mismatches >= 1
+    assert 0 == rows["GET /v3/genres"].mismatches
+    assert "in_favorites" not in result.stdout
+    assert "demo stopped" in result.stdout
+
+    fields = asyncio.run(stored_fields(tmp_path / "shadowproxy-demo.db", "GET /v3/title"))
+    planted = {("/names/jp", "extra"), ("/announce", "missing"), ("/rating", "value"),
+               ("/genres/*", "value")}
+    assert planted == fields
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """Without --duration the demo keeps running with the URLs printed; SIGINT ends it with
+    exit status 0 and its goodbye line."""
+    process = subprocess.Popen(
+        demo_command("--no-rules", "--requests", "40", "--rate", "20"),
+        cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("still sending"):
+                break
+        assert any(line.startswith("dashboard  http://127.0.0.1:") for line in seen), seen
+        assert any("Ctrl-C to stop" in line for line in seen), seen
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert 0 == process.returncode, errors
+    assert "final summary:" in rest
+    assert rest.rstrip().endswith("demo stopped")
