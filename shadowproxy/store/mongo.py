@@ -30,6 +30,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, Upd
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+from pymongo.uri_parser import parse_uri
 
 from shadowproxy.model import Comparison
 from shadowproxy.store import document, latency
@@ -41,6 +42,7 @@ from shadowproxy.store.contract import (
     Page,
     StoreError,
     StoreHealth,
+    StoreURLError,
     TrendPoint,
     TriageState,
 )
@@ -79,6 +81,13 @@ class MongoStore:
         group_store_per_hour: int = 50,
         retention_days: float = 14.0,
     ) -> None:
+        if url.lower().startswith("mongodb://"):
+            # Fail at start-up, not at the first write. (SRV URLs would need DNS here: they are
+            # checked by the client at aopen.)
+            try:
+                parse_uri(url, warn=False)
+            except (PyMongoError, ValueError) as exc:
+                raise StoreURLError(f"--store: bad MongoDB connection string: {exc}") from None
         self._url = url
         self._database = database
         self._body_max = body_max

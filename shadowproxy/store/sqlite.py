@@ -121,7 +121,7 @@ _PRUNE_CHUNK = 500
 def sqlite_path(url: str) -> str:
     """The file path in a ``sqlite:`` URL (``:memory:`` for ``sqlite://``)."""
     rest = url.removeprefix("sqlite://")
-    if rest in {"", "/", "/:memory:"}:
+    if rest in {"", "/:memory:"}:
         return ":memory:"
     return rest.removeprefix("/")
 
