@@ -6,6 +6,7 @@ carries a Content-Security-Policy that forbids scripts, so a missed escape still
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 
@@ -22,6 +23,8 @@ CONTEXT = 3
 """Unchanged lines kept around each difference in an example."""
 FOLD_BELOW = 30
 """Responses this short are shown whole."""
+HEAD_LINES = 12
+"""Lines shown of a longer response without a difference in it."""
 
 _CSS = """
 :root{--fg:#1d2433;--muted:#5b6478;--line:#dfe3ea;--bg:#f6f7f9;--card:#fff;--ok:#137a3e;
@@ -48,7 +51,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 code{background:#eef1f5;padding:0 4px;border-radius:3px;word-break:break-all}
 section.endpoint{background:var(--card);border:1px solid var(--line);border-radius:8px;
-padding:8px 18px 18px;margin:18px 0}
+padding:2px 18px 18px;margin:18px 0}
+section.endpoint h2{margin:14px 0 10px}
+#readiness td:first-child{min-width:180px}
+.side p.none{margin:0;padding:10px;color:var(--bad)}
+.sides{align-items:start}
 .example{margin:14px 0;border-top:1px dashed var(--line);padding-top:10px}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:10px}
 .side{border:1px solid var(--line);border-radius:6px;overflow:auto;max-height:420px}
@@ -191,15 +198,20 @@ def _endpoint_section(index: int, section: EndpointReport) -> str:
 
 
 def _example(record: MismatchRecord) -> str:
-    differences = "".join(
-        f"<tr><td><code>{_e(item.label or item.pointer or '(whole body)')}</code></td>"
-        f"<td>{_e(item.kind)}{' · critical' if item.severity == 'critical' else ''}</td>"
-        f"<td><code>{_e(_short(item.primary))}</code></td>"
-        f"<td><code>{_e(_short(item.shadow))}</code></td></tr>"
-        for item in record.differences[:20]
-    )
-    pointers_primary = [d.pointer for d in record.differences if d.kind != "extra"]
-    pointers_shadow = [d.pointer for d in record.differences if d.kind != "missing"]
+    rows = []
+    for item in record.differences[:20]:
+        primary, shadow = _values(item.kind, item.primary, item.shadow)
+        critical = " · critical" if item.severity == "critical" else ""
+        rows.append(
+            f"<tr><td><code>{_e(item.label or item.pointer or '(whole body)')}</code></td>"
+            f"<td>{_e(item.kind)}{critical}</td>"
+            f"<td><code>{_e(primary)}</code></td><td><code>{_e(shadow)}</code></td></tr>"
+        )
+    differences = "".join(rows)
+    # Status and header differences have pointers too (/status, /headers/...), not into bodies.
+    in_body = [d for d in record.differences if d.kind not in {"status", "header"}]
+    pointers_primary = [d.pointer for d in in_body if d.kind != "extra"]
+    pointers_shadow = [d.pointer for d in in_body if d.kind != "missing"]
     return (
         '<div class="example">'
         f"<div><b>{_e(record.method)}</b> <code>{_e(record.target)}</code> "
@@ -222,8 +234,9 @@ def _example(record: MismatchRecord) -> str:
 def _side(title: str, response: StoredResponse, pointers: list[str]) -> str:
     if response.error:
         head = f"{title} · error: {response.error}"
-    else:
-        head = f"{title} · {response.status} · {response.elapsed_ms:.0f} ms"
+        message = f"No response: the {title.lower()} failed ({response.error})."
+        return f'<div class="side"><h4>{_e(head)}</h4><p class="none">{_e(message)}</p></div>'
+    head = f"{title} · {response.status} · {response.elapsed_ms:.0f} ms"
     view = view_body(response.body, response.headers, truncated=response.truncated)
     if view.is_json:
         lines = pretty_lines(view.json, limit=EXAMPLE_LINES_MAX)
@@ -253,7 +266,7 @@ def _folded(marked: list[bool]) -> list[int]:
             for near in range(max(0, index - CONTEXT), min(len(marked), index + CONTEXT + 1)):
                 keep[near] = True
     if not any(keep):
-        keep[:FOLD_BELOW] = [True] * FOLD_BELOW
+        keep[:HEAD_LINES] = [True] * HEAD_LINES
     shown: list[int] = []
     skipped = 0
     for index, wanted in enumerate(keep):
@@ -270,5 +283,13 @@ def _folded(marked: list[bool]) -> list[int]:
 
 
 def _short(value: Any) -> str:
-    text = "—" if value is None else str(value)
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _values(kind: str, primary: Any, shadow: Any) -> tuple[str, str]:
+    """How the two sides of a difference read: JSON, so ``9174`` and ``"9174"`` differ."""
+    return (
+        "(absent)" if kind == "extra" else _short(primary),
+        "(absent)" if kind == "missing" else _short(shadow),
+    )
