@@ -139,24 +139,27 @@ async def _summary_table(proxy: RunningProxy, since: float) -> list[str]:
     for field in sorted(await store.fields(since=since), key=lambda f: (-f.count, f.template)):
         if len(top[field.endpoint]) < _TOP_FIELDS:
             top[field.endpoint].append(f"{field.template or '/'} ({field.kind}) x{field.count}")
-    header = ("endpoint", "compared", "mismatches", "shadow errors", "top differing fields")
+    header = ("endpoint", "compared", "mismatches", "shadow errors", "p50 ms primary/shadow",
+              "top differing fields")
     rows = [
         (
             s.endpoint,
             str(s.compared),
             f"{s.mismatches} ({s.mismatch_rate:.0%})",
             str(s.shadow_errors),
+            f"{s.primary_latency_ms[0]:.0f} / {s.shadow_latency_ms[0]:.0f}",
             ", ".join(top.get(s.endpoint, [])) or "-",
         )
         for s in summaries
     ]
     if not rows:
         return ["(nothing compared yet)"]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in (1, 2, 3)), row[4]]
-        lines.append("  ".join(cells).rstrip())
+        cells = [row[0].ljust(widths[0])]
+        cells += [row[i].rjust(widths[i]) for i in range(1, len(widths))]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
     compared = sum(s.compared for s in summaries)
     matches = sum(s.matches for s in summaries)
     lines.append(f"total: {compared} compared, {matches} matched ({matches / compared:.0%})"

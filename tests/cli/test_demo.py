@@ -34,6 +34,8 @@ class Row:
     compared: int
     mismatches: int
     shadow_errors: int
+    primary_p50_ms: int
+    shadow_p50_ms: int
     fields: str
 
 
@@ -51,11 +53,15 @@ def environment() -> dict[str, str]:
 def summary_rows(output: str) -> dict[str, Row]:
     """The last summary table printed, by endpoint."""
     rows: dict[str, Row] = {}
-    pattern = re.compile(r"^(GET \S+)\s+(\d+)\s+(\d+) \(\d+%\)\s+(\d+)\s+(.*)$")
+    pattern = re.compile(
+        r"^(GET \S+)\s+(\d+)\s+(\d+) \(\d+%\)\s+(\d+)\s+(\d+) / (\d+)\s+(.*)$"
+    )
     for line in output.splitlines():
         if match := pattern.match(line):
-            endpoint, compared, mismatches, errors, fields = match.groups()
-            rows[endpoint] = Row(int(compared), int(mismatches), int(errors), fields)
+            endpoint, compared, mismatches, errors, primary_ms, shadow_ms, fields = match.groups()
+            rows[endpoint] = Row(
+                int(compared), int(mismatches), int(errors), int(primary_ms), int(shadow_ms), fields
+            )
     return rows
 
 
@@ -71,9 +77,9 @@ async def stored_fields(database: Path, endpoint: str) -> set[tuple[str, str]]:
 
 def test_demo_runs_for_its_duration_and_shows_the_planted_differences(tmp_path: Path) -> None:
     """`demo --duration 5` exits 0 on its own, prints a per-endpoint summary in which the
-    planted differences show (ids as strings in search, late update pages failing) while the
-    noise the rule file silences does not, and leaves the SQLite file in the working directory
-    holding exactly the planted field differences."""
+    planted differences show (ids as strings in search, late update pages failing, the slow
+    schedule) while the noise the rule file silences does not, and leaves the SQLite file in the
+    working directory holding exactly the planted field differences."""
     rules = tmp_path / "noise.yaml"
     rules.write_text(NOISE_RULES, encoding="utf-8")
     started = time.monotonic()
@@ -88,6 +94,7 @@ def test_demo_runs_for_its_duration_and_shows_the_planted_differences(tmp_path: 
     assert "/list/*/id (type)" in rows["GET /v3/title/search"].fields
     assert rows["GET /v3/title/search"].mismatches >= 1
     assert rows["GET /v3/title/updates"].shadow_errors >= 1
+    assert rows["GET /v3/title/schedule"].shadow_p50_ms >= 200  # the planted 300 ms
     assert rows["GET /v3/title"].mismatches >= 1
     assert 0 == rows["GET /v3/genres"].mismatches
     assert "in_favorites" not in result.stdout
