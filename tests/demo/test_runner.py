@@ -1,0 +1,92 @@
+"""The demo runner in-process: backends, proxy, traffic and summary, against a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from pathlib import Path
+
+from shadowproxy.demo.runner import DemoOptions, _port_or_any, packaged_rules, run_demo
+from shadowproxy.settings import HostPort
+from shadowproxy.store import open_store
+
+# Only the noise: what differs legitimately on every run. The planted bugs must stay visible.
+NOISE_RULES = """\
+version: 1
+defaults:
+  ignore: ["**/in_favorites", "**/took_ms"]
+  timestamps: {"**/updated": {tolerance_s: 2}}
+endpoints: []
+"""
+
+
+async def stored_fields(database: Path) -> dict[str, set[tuple[str, str]]]:
+    """(template, kind) of every field difference the store holds, by endpoint."""
+    store = open_store(f"sqlite:///{database}")
+    await store.aopen()
+    try:
+        found: dict[str, set[tuple[str, str]]] = {}
+        for field in await store.fields():
+            found.setdefault(field.endpoint, set()).add((field.template, field.kind))
+        return found
+    finally:
+        await store.aclose()
+
+
+def options(tmp_path: Path, **overrides: object) -> DemoOptions:
+    rules = tmp_path / "noise.yaml"
+    rules.write_text(NOISE_RULES, encoding="utf-8")
+    base: dict[str, object] = {
+        "duration": 2.0, "listen": HostPort("127.0.0.1", 0),
+        "admin_listen": HostPort("127.0.0.1", 0), "store": f"sqlite:///{tmp_path / 'demo.db'}",
+        "rules": rules, "burst": 150, "rate": 10.0,
+    }
+    return DemoOptions(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+async def test_the_store_holds_exactly_the_planted_differences(tmp_path: Path) -> None:
+    """With a rule file that silences only the noise, what the store keeps per endpoint is the
+    planted set: names.jp, announce, rating rounding and genre order on titles; string ids in
+    search; a failing status on late update pages; nothing on genres and years."""
+    out = io.StringIO()
+    assert 0 == await run_demo(options(tmp_path), out)
+    fields = await stored_fields(tmp_path / "demo.db")
+    assert {
+        ("/names/jp", "extra"), ("/announce", "missing"), ("/rating", "value"),
+        ("/genres/*", "value"),
+    } == fields["GET /v3/title"]
+    assert ("/list/*/id", "type") in fields["GET /v3/title/search"]
+    assert ("/status", "status") in fields["GET /v3/title/updates"]
+    assert "GET /v3/genres" not in fields
+    assert "GET /v3/years" not in fields
+    text = out.getvalue()
+    assert "total: " in text
+    assert text.rstrip().endswith("demo stopped")
+
+
+async def test_a_stop_event_ends_the_demo_early(tmp_path: Path) -> None:
+    """Setting the stop event (what SIGINT does) ends an unbounded demo with exit code 0."""
+    stop = asyncio.Event()
+    out = io.StringIO()
+    run = run_demo(options(tmp_path, duration=None, burst=30), out, stop=stop)
+    asyncio.get_running_loop().call_later(1.5, stop.set)
+    assert 0 == await asyncio.wait_for(run, timeout=60)
+    assert "Ctrl-C to stop" in out.getvalue()
+
+
+def test_a_taken_default_port_falls_back_to_a_free_one() -> None:
+    """An explicit address is kept; a default one that is taken becomes port 0 (any free)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = HostPort("127.0.0.1", taken.getsockname()[1])
+        assert HostPort("127.0.0.1", 0) == _port_or_any(None, busy)
+        assert busy == _port_or_any(busy, HostPort("127.0.0.1", 1))
+
+
+def test_packaged_rules_are_the_anilibria_file() -> None:
+    """The demo's default rule file is the AniLibria one shipped beside the package."""
+    found = packaged_rules()
+    assert found is not None
+    assert "anilibria.yaml" == found.name
