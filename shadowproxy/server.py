@@ -250,7 +250,7 @@ class RunningProxy:
             stats = writer.stats()
             if not stats.buffered and not stats.spooled_records:
                 return True
-            await asyncio.sleep(0.02)  # noqa: ASYNC110 - the writer exposes no event to wait on
+            await asyncio.sleep(0.02)
         return False
 
 

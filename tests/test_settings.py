@@ -67,5 +67,5 @@ def test_bad_value_in_environment_names_the_variable() -> None:
 def test_unknown_config_key_is_named(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("sampel: 10\n", encoding="utf-8")
-    with pytest.raises(SettingsError, match=r"c.yaml: unknown option 'sampel'"):
+    with pytest.raises(SettingsError, match=r"c\.yaml: unknown option 'sampel'"):
         resolve({**BACKENDS, "config": str(config)}, {})

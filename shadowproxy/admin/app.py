@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from shadowproxy import appkeys
 from shadowproxy.metrics import CONTENT_TYPE
@@ -53,9 +54,7 @@ def create_admin_app(runtime: Runtime) -> web.Application:
     return app
 
 
-def _guard(
-    token: str, loopback: bool
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _guard(token: str, loopback: bool) -> Middleware:
     expected = f"Bearer {token}".encode() if token else b""
 
     def authorised(request: web.Request) -> bool:

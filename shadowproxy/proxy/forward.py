@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -69,7 +69,7 @@ class Forwarder:
         request: web.Request,
         *,
         headers: CIMultiDict[str],
-        body: bytes | aiohttp.StreamReader | None,
+        body: bytes | aiohttp.StreamReader | AsyncIterator[bytes] | None,
         on_captured: Callable[[Outcome], None] | None = None,
     ) -> ForwardResult:
         """Forward ``request`` and stream the primary's response.

@@ -55,7 +55,7 @@ class Mirror:
         *,
         max_in_flight: int,
         capture_max: int,
-        deliver: Callable[[Exchange, EndpointRules, str], None],
+        deliver: Callable[[Exchange, EndpointRules, str], object],
         metrics: Metrics,
     ) -> None:
         self.backend = backend
