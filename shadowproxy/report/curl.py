@@ -61,8 +61,8 @@ def curl_command(
 
 
 def _octal(data: bytes) -> str:
-    """A ``printf`` format that prints exactly ``data``."""
+    """A ``printf`` format that prints exactly ``data`` (``-`` escaped: never read as an option)."""
     return "".join(
-        chr(byte) if 0x20 <= byte < 0x7F and byte not in b"%\\'" else f"\\{byte:03o}"
+        chr(byte) if 0x20 <= byte < 0x7F and byte not in b"%\\'-" else f"\\{byte:03o}"
         for byte in data
     )

@@ -94,3 +94,25 @@ def test_example_highlights_each_difference(report: Report) -> None:
         '"en": "\\"><img src=x onerror=alert(1)>"',
         '"url": "javascript:alert(1)"',
     ]
+
+
+def test_long_examples_fold_around_the_differences(report: Report) -> None:
+    """A long response shows the differing lines with context; the rest is one gap line each."""
+    from dataclasses import replace
+
+    from shadowproxy.store.contract import StoredResponse
+
+    section = report.endpoints[0]
+    record = section.examples[0]
+    long_doc = "{" + ", ".join(f'"k{i}": {i}' for i in range(100)) + ', "id": 9174}'
+    primary = StoredResponse(200, (("content-type", "application/json"),), long_doc.encode(), 1.0)
+    folded = replace(
+        report,
+        endpoints=(replace(section, examples=(replace(record, primary=primary),)),),
+    )
+    page = _parse(folded)
+    text = "".join(page.text)
+    assert "⋯ 98 unchanged line(s)" in text
+    assert '"k97": 97,' in text
+    assert '"k96": 96,' not in text
+    assert ['"id": 9174'] == [line.strip() for line in page.marked if "9174" in line][:1]
