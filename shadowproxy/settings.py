@@ -75,6 +75,13 @@ class Settings:
     redact_query: tuple[str, ...] = ()
     redact_hmac_key: str = ""
     log_level: str = "info"
+    workers: int = 1
+    control: str = ""
+    queue: str = ""
+    stream_maxlen: int = 100_000
+    shadow_rps: float = 0.0
+    breaker_failures: int = 20
+    breaker_cooldown: float = 30.0
 
 
 # --- parsing of single values -------------------------------------------------------------------
@@ -145,6 +152,20 @@ def parse_bool(text: str) -> bool:
 
 def parse_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def parse_redis_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.hostname or parts.path):
+        raise ValueError(f"expected a redis:// or rediss:// URL, got {text!r}")
+    return text
+
+
+def parse_non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {text}")
+    return value
 
 
 def parse_log_level(text: str) -> str:
@@ -333,6 +354,50 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "Replace redacted values by a keyed HMAC instead of [redacted].",
         "KEY",
+    ),
+    Option(
+        "workers",
+        _positive(int),
+        "Serving processes sharing the traffic port (SO_REUSEPORT) (default 1).",
+        "N",
+    ),
+    Option(
+        "control",
+        parse_redis_url,
+        "Redis for fleet-wide runtime switches: sampling, kill switch, per-endpoint mirroring, "
+        "shadow rate cap (pushed by pub/sub).",
+        "URL",
+    ),
+    Option(
+        "queue",
+        parse_redis_url,
+        "Redis Streams queue: publish exchanges for `shadowproxy worker` processes to compare "
+        "and store, instead of comparing here.",
+        "URL",
+    ),
+    Option(
+        "stream_maxlen",
+        _positive(int),
+        "Cap on the Redis Streams queue length; trimmed entries are counted (default 100000).",
+        "N",
+    ),
+    Option(
+        "shadow_rps",
+        parse_non_negative,
+        "Cap on requests per second sent to the shadow (fleet-wide with --control; 0 = none).",
+        "RATE",
+    ),
+    Option(
+        "breaker_failures",
+        _positive(int),
+        "Consecutive shadow failures that open the circuit breaker (default 20).",
+        "N",
+    ),
+    Option(
+        "breaker_cooldown",
+        _positive(float),
+        "Seconds mirroring pauses once the breaker opens, before it tries again (default 30).",
+        "SECONDS",
     ),
     Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),
 )

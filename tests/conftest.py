@@ -14,6 +14,7 @@ from aiohttp import web
 
 from shadowproxy.server import RunningProxy, running
 from shadowproxy.settings import HostPort, Settings
+from tests.servers import redis_server  # noqa: F401 - a fixture for every test folder
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 StartProxy = Callable[..., Awaitable[RunningProxy]]
