@@ -15,7 +15,7 @@ from shadowproxy import __version__
 
 # Sub-command modules, in the order --help lists them. Imported lazily so that a missing optional
 # piece never breaks the others, and so `shadowproxy diff` does not pay for aiohttp's import.
-COMMANDS = ("run", "demo", "diff", "rules", "report")
+COMMANDS = ("run", "demo", "diff", "rules", "report", "worker", "control")
 
 
 def build_parser() -> argparse.ArgumentParser:
