@@ -30,6 +30,7 @@ from shadowproxy.admin.app import create_admin_app
 from shadowproxy.metrics import Metrics
 from shadowproxy.pipeline import Pipeline
 from shadowproxy.proxy.backend import BackendConfig, open_backend
+from shadowproxy.proxy.breaker import BreakerState, CircuitBreaker
 from shadowproxy.proxy.endpoint import EndpointNamer
 from shadowproxy.proxy.forward import Forwarder
 from shadowproxy.proxy.ingress import Ingress
@@ -156,6 +157,22 @@ def _watch_writer(metrics: Metrics, writer: StoreWriter) -> None:
     metrics.counter("store_errors", "Failed store writes.", lambda: float(writer.stats().errors))
 
 
+def _watch_mirror(metrics: Metrics, mirror: Mirror) -> None:
+    metrics.gauge("shadow_in_flight", "Shadow calls in flight.", lambda: float(mirror.in_flight))
+    metrics.gauge(
+        "shadow_circuit_open",
+        "1 while the shadow's circuit breaker pauses mirroring (0.5 while probing).",
+        lambda: {BreakerState.CLOSED: 0.0, BreakerState.HALF_OPEN: 0.5}.get(
+            mirror.breaker.state, 1.0
+        ),
+    )
+    metrics.counter(
+        "shadow_circuit_opened",
+        "Times the shadow's circuit breaker opened.",
+        lambda: float(mirror.breaker.opened),
+    )
+
+
 # --- the traffic app ------------------------------------------------------------------------------
 
 INGRESS = web.AppKey("ingress", Ingress)
@@ -201,10 +218,9 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             capture_max=s.capture_max,
             deliver=runtime.pipeline.submit,
             metrics=runtime.metrics,
+            breaker=CircuitBreaker(failures=s.breaker_failures, cooldown=s.breaker_cooldown),
         )
-        runtime.metrics.gauge(
-            "shadow_in_flight", "Shadow calls in flight.", lambda: float(mirror.in_flight)
-        )
+        _watch_mirror(runtime.metrics, mirror)
         app[INGRESS] = Ingress(
             forwarder=Forwarder(primary, capture_max=s.capture_max),
             mirror=mirror,

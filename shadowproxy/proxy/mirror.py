@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import (
+    BackendError,
     CapturedRequest,
     CapturedResponse,
     Exchange,
@@ -26,6 +27,7 @@ from shadowproxy.model import (
     SkipReason,
 )
 from shadowproxy.proxy.backend import Backend, classify_failure
+from shadowproxy.proxy.breaker import CircuitBreaker
 from shadowproxy.rules import EndpointRules
 from shadowproxy.tasks import TaskSet
 
@@ -57,12 +59,14 @@ class Mirror:
         capture_max: int,
         deliver: Callable[[Exchange, EndpointRules, str], object],
         metrics: Metrics,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.backend = backend
         self.max_in_flight = max_in_flight
         self.capture_max = capture_max
         self._deliver = deliver
         self._metrics = metrics
+        self.breaker = breaker or CircuitBreaker(failures=20, cooldown=30.0)
         self._tasks = TaskSet("shadow-call")
 
     @property
@@ -73,11 +77,14 @@ class Mirror:
         """Start the shadow call; ``None`` when started, else why not (the cap is reached)."""
         if len(self._tasks) >= self.max_in_flight:
             return SkipReason.SHADOW_BUSY
+        if not self.breaker.allow():
+            return SkipReason.CIRCUIT_OPEN
         self._tasks.spawn(self._run(job, primary))
         return None
 
     async def _run(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> None:
         shadow = await self.call(job)
+        self.breaker.record(not isinstance(shadow, BackendError))
         self._metrics.backend_outcome("shadow", job.endpoint, shadow)
         result = await primary
         if isinstance(result, SkipReason):
