@@ -8,6 +8,12 @@ Both serve the AniLibria v3 routes from the same :mod:`~shadowproxy.demo.catalog
     GET /v3/title/schedule?days=0,1         ongoing titles by weekday
     GET /v3/title/updates?limit=&page=&items_per_page=&since=
     GET /v3/genres, GET /v3/years
+    GET /v3/user?session=S                  the session's user
+    GET /v3/user/favorites?session=S        their favourite titles (limit, page, items_per_page)
+    PUT|DELETE /v3/user/favorites?session=S&title_id=N   {"success": true}
+
+A session is any 32-character hex token (the demo has no log-in); each one has its own fixed
+favourites, so a favourite written to the primary alone never makes the two services disagree.
 
 Errors come AniLibria-style: ``{"error": {"code": 404, "message": "Title \\"x\\" not found!"}}``
 with the same HTTP status. ``filter`` and ``remove`` take comma-separated dotted paths
@@ -42,6 +48,7 @@ import gzip
 import hashlib
 import json
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -76,6 +83,8 @@ FAILING_PAGE = 3
 
 _GZIP_THRESHOLD = 1024
 """Express's ``compression`` middleware leaves bodies under 1 KB alone."""
+
+_NICKS = ("Mikasa", "Rengoku", "Frieren", "Maomao", "Anya", "Bocchi", "Senku", "Kaguya")
 
 _TITLE_PARAMS = frozenset({
     "id", "code", "torrent_id", "filter", "remove", "include", "description_type", "playlist_type",
@@ -436,6 +445,35 @@ class _Service:
         chosen, pagination = self._paginate(ordered, query, default_limit=5, started=started)
         return {"list": [self._document(t, query) for t in chosen], "pagination": pagination}
 
+    def _session(self, query: Mapping[str, str]) -> random.Random:
+        """A generator seeded by the session token: the same session, the same user."""
+        session = query.get("session", "")
+        if not re.fullmatch(r"[0-9a-f]{32}", session):
+            raise ApiError(401, "Invalid session")
+        return random.Random(int(session, 16))
+
+    async def user(self, request: web.Request) -> Any:
+        rng = self._session(request.query)
+        login = f"{rng.choice(_NICKS)}{rng.randint(1, 999)}"
+        return {"login": login, "nickname": login, "email": f"{login.lower()}@example.org",
+                "avatar_original": "/", "avatar_thumbnail": "/", "vk_id": None,
+                "patreon_id": None}
+
+    async def favourites(self, request: web.Request) -> Any:
+        started = time.perf_counter()
+        rng = self._session(request.query)
+        chosen = rng.sample(self._catalogue.titles, rng.randint(2, 8))
+        page, pagination = self._paginate(chosen, request.query, default_limit=5, started=started)
+        return {"list": [self._document(t, request.query) for t in page], "pagination": pagination}
+
+    async def favourite_write(self, request: web.Request) -> Any:
+        self._session(request.query)
+        raw = request.query.get("title_id")
+        if raw is None:
+            raise ApiError(412, "Required parameter missing: title_id")
+        self._find(title_id=raw, code=None)
+        return {"success": True}
+
     async def genres(self, request: web.Request) -> Any:
         return self._catalogue.genres
 
@@ -457,14 +495,19 @@ class _Service:
 
         return handle
 
-    def routes(self) -> Iterable[tuple[str, Callable[[web.Request], Any]]]:
-        yield "/v3/title", self.title
-        yield "/v3/title/list", self.title_list
-        yield "/v3/title/search", self.search
-        yield "/v3/title/schedule", self.schedule
-        yield "/v3/title/updates", self.updates
-        yield "/v3/genres", self.genres
-        yield "/v3/years", self.years
+    def routes(self) -> Iterable[tuple[str, str, Callable[[web.Request], Any]]]:
+        """(method, path, route) for every route served."""
+        yield "GET", "/v3/title", self.title
+        yield "GET", "/v3/title/list", self.title_list
+        yield "GET", "/v3/title/search", self.search
+        yield "GET", "/v3/title/schedule", self.schedule
+        yield "GET", "/v3/title/updates", self.updates
+        yield "GET", "/v3/genres", self.genres
+        yield "GET", "/v3/years", self.years
+        yield "GET", "/v3/user", self.user
+        yield "GET", "/v3/user/favorites", self.favourites
+        yield "PUT", "/v3/user/favorites", self.favourite_write
+        yield "DELETE", "/v3/user/favorites", self.favourite_write
 
 
 class _CrashError(Exception):
@@ -474,8 +517,8 @@ class _CrashError(Exception):
 def _app(flavour: _Flavour, catalogue: Catalogue | None) -> web.Application:
     service = _Service(catalogue or build_catalogue(), flavour)
     app = web.Application()
-    for path, route in service.routes():
-        app.router.add_get(path, service.handler(route))
+    for method, path, route in service.routes():
+        app.router.add_route(method, path, service.handler(route))
     return app
 
 

@@ -10,8 +10,8 @@ Two long-running shows (``one-piece``, ``detective-conan``) carry hundreds of ep
 documents weigh 100-300 KB: the sizes where gzip and off-loop comparison matter.
 """
 
-# The title table holds one release per line, and Russian text is the point of the demo:
-# ruff: noqa: E501, RUF001
+# The title table holds one release per line:
+# ruff: noqa: E501
 from __future__ import annotations
 
 import calendar

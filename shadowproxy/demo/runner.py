@@ -109,15 +109,23 @@ async def _serving(app: web.Application) -> AsyncIterator[str]:
 
 @contextlib.contextmanager
 def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` while inside (the previous handlers come back after)."""
+    """SIGINT and SIGTERM set ``stop`` while inside. The first signal asks for a clean stop and
+    gives its default back, so a second Ctrl-C interrupts a shutdown that takes too long."""
     loop = asyncio.get_running_loop()
-    installed = []
+    installed: set[signal.Signals] = set()
+
+    def first(sig: signal.Signals) -> None:
+        stop.set()
+        if sig in installed:
+            loop.remove_signal_handler(sig)
+            installed.discard(sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, first, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # not the main thread, or no signals on this platform
-        installed.append(sig)
+        installed.add(sig)
     try:
         yield
     finally:
@@ -202,6 +210,7 @@ async def run_demo(
                 admin_listen=_port_or_any(options.admin_listen, DEFAULT_ADMIN_LISTEN),
                 store=options.store,
                 rules=options.rules,
+                redact_query=("session",),  # AniLibria's user token rides in the query string
                 log_level="warning",
             )
             async with running(settings) as proxy:

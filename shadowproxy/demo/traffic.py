@@ -1,8 +1,10 @@
 """The demo's traffic driver: a realistic mix of AniLibria v3 requests, sent through one session.
 
 Mostly titles by id and small lists, like a catalogue front end; some searches with Cyrillic
-queries (percent-encoded on the wire), schedule and updates pages, the genre and year lists, and a
-few requests that end in 404 or 412. The mix is drawn from a seeded ``random.Random``, so two runs
+queries (percent-encoded on the wire), schedule and updates pages, the genre and year lists, a
+signed-in user's favourites (with a ``session`` token in the query, a secret to redact, and a few
+PUT and DELETE writes, which the proxy forwards but does not mirror), and a few requests that end
+in 404 or 412. The mix is drawn from a seeded ``random.Random``, so two runs
 with the same seed send the same requests in the same order (their interleaving under concurrency
 aside).
 """
@@ -23,7 +25,7 @@ from shadowproxy.demo.catalogue import Catalogue, build_catalogue
 
 _SEARCHES = (
     "атака", "Клинок", "битва", "Летнее время", "ван", "истории", "монолог", "Фрирен", "семья",
-    "cудьба апокреф",  # noqa: RUF001 - the Latin "c" among Cyrillic letters is the AniLibria docs' own example
+    "cудьба апокреф",  # a Latin "c" among Cyrillic letters, as in the AniLibria docs: no results
     "Steins", "one piece", "кайдзю", "алхимик",
 )
 _SEARCH_GENRES = ("Комедия", "Драма", "Фэнтези", "Экшен", "Сёнен", "Романтика")
@@ -33,6 +35,15 @@ _FILTERS = (
 )
 
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """One request of the mix."""
+
+    method: str
+    target: str
+    """Path and percent-encoded query."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +60,37 @@ class TrafficStats:
     """Seconds the run took."""
 
 
-def tour(catalogue: Catalogue) -> Iterator[str]:
+def _sessions(seed: int) -> tuple[str, ...]:
+    """A few users' session tokens (secrets: the proxy must redact them before storing)."""
+    rng = random.Random(f"sessions-{seed}")
+    return tuple(f"{rng.getrandbits(128):032x}" for _ in range(5))
+
+
+def tour(catalogue: Catalogue) -> Iterator[PlannedRequest]:
     """Every title by id once, then every route once: what a crawler warming a cache sends."""
     for title in catalogue.titles:
-        yield f"/v3/title?id={title.id}"
-    yield "/v3/title/list?id_list=" + ",".join(str(t.id) for t in catalogue.titles[:3])
-    yield "/v3/title/search?" + urlencode({"search": "атака", "limit": 5})
-    yield "/v3/title/schedule?days=0,1,2,3,4,5,6"
-    for page in range(1, 5):
-        yield f"/v3/title/updates?page={page}&items_per_page=4&filter=id,code,names,updated"
-    yield "/v3/genres"
-    yield "/v3/years"
-    yield "/v3/title?code=test"
+        yield PlannedRequest("GET", f"/v3/title?id={title.id}")
+    session = _sessions(0)[0]
+    for target in (
+        "/v3/title/list?id_list=" + ",".join(str(t.id) for t in catalogue.titles[:3]),
+        "/v3/title/search?" + urlencode({"search": "атака", "limit": 5}),
+        "/v3/title/schedule?days=0,1,2,3,4,5,6",
+        *(f"/v3/title/updates?page={page}&items_per_page=4&filter=id,code,names,updated"
+          for page in range(1, 5)),
+        "/v3/genres",
+        "/v3/years",
+        "/v3/title?code=test",
+        f"/v3/user?session={session}",
+        f"/v3/user/favorites?session={session}&filter=id,code,names",
+    ):
+        yield PlannedRequest("GET", target)
+    title_id = catalogue.titles[0].id
+    yield PlannedRequest("PUT", f"/v3/user/favorites?session={session}&title_id={title_id}")
 
 
-def request_mix(catalogue: Catalogue, seed: int = 1, *, tour_first: bool = False) -> Iterator[str]:
+def request_mix(
+    catalogue: Catalogue, seed: int = 1, *, tour_first: bool = False
+) -> Iterator[PlannedRequest]:
     """Endless request targets (path and percent-encoded query), drawn from a seeded mix; with
     ``tour_first``, the :func:`tour` comes before the random part."""
     if tour_first:
@@ -74,13 +101,15 @@ def request_mix(catalogue: Catalogue, seed: int = 1, *, tour_first: bool = False
     kinds = (
         ("title", 40), ("title_code", 8), ("title_filter", 4), ("list", 12), ("list_codes", 3),
         ("search", 8), ("search_facets", 3), ("schedule", 5), ("updates", 10), ("genres", 2),
-        ("years", 2), ("missing", 3), ("bad", 1),
+        ("years", 2), ("missing", 3), ("bad", 1), ("user", 1), ("favourites", 3),
+        ("favourite_write", 1),
     )
+    sessions = _sessions(seed)
     names, weights = zip(*kinds, strict=True)
     while True:
         kind = rng.choices(names, weights)[0]
         params: dict[str, str | int]
-        path = "/v3/title"
+        path, method = "/v3/title", "GET"
         if kind == "title":
             params = {"id": rng.choice(ids)}
         elif kind == "title_code":
@@ -118,12 +147,20 @@ def request_mix(catalogue: Catalogue, seed: int = 1, *, tour_first: bool = False
             path, params = "/v3/genres", {}
         elif kind == "years":
             path, params = "/v3/years", {}
+        elif kind == "user":
+            path, params = "/v3/user", {"session": rng.choice(sessions)}
+        elif kind == "favourites":
+            path = "/v3/user/favorites"
+            params = {"session": rng.choice(sessions), "filter": "id,code,names,genres"}
+        elif kind == "favourite_write":
+            path, method = "/v3/user/favorites", rng.choice(("PUT", "DELETE"))
+            params = {"session": rng.choice(sessions), "title_id": rng.choice(ids)}
         elif kind == "missing":
             params = {"id": 99999999} if rng.random() < 0.5 else {"code": "test"}
         else:
             params = {"foo": "bar"}
         query = urlencode(params, safe=",[]*")
-        yield f"{path}?{query}" if query else path
+        yield PlannedRequest(method, f"{path}?{query}" if query else path)
 
 
 async def drive(
@@ -176,9 +213,9 @@ async def drive(
                 if started + number / rate > loop.time() + 0.001:
                     counts["sent"] -= 1  # woken by stop or the deadline: this one is not sent
                     return
-            target = next(targets)
+            planned = next(targets)
             try:
-                async with session.get(base + target) as response:
+                async with session.request(planned.method, base + planned.target) as response:
                     await response.read()
                     statuses[response.status] += 1
             except (aiohttp.ClientError, TimeoutError):

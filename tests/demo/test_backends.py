@@ -268,3 +268,45 @@ async def test_whole_ratings_print_the_javascript_way(
     legacy, rewrite = await both(session, services, f"/v3/title?id={title.id}&filter=id,rating")
     assert f'{{"id":{title.id},"rating":{title.document["rating"]}}}'.encode() == legacy.raw
     assert f'{{"id": {title.id}, "rating": {title.document["rating"]}.0}}'.encode() == rewrite.raw
+
+
+SESSION = "0123456789abcdef0123456789abcdef"
+
+
+async def test_a_session_sees_its_own_fixed_user_and_favourites(
+    services: tuple[str, str], session: aiohttp.ClientSession
+) -> None:
+    """A session token names one user with fixed favourites on both services; writing a favourite
+    answers success and changes nothing either service later reads."""
+    legacy_url = services[0]
+    user_legacy, user_rewrite = await both(session, services, f"/v3/user?session={SESSION}")
+    assert user_legacy.json() == user_rewrite.json()
+    assert {"login", "nickname", "email"} <= set(user_legacy.json())
+    target = f"/v3/user/favorites?session={SESSION}&filter=id"
+    before = (await fetch(session, legacy_url + target)).json()
+    async with session.put(f"{legacy_url}/v3/user/favorites?session={SESSION}&title_id={before['list'][0]['id']}") as put:
+        assert (200, {"success": True}) == (put.status, await put.json())
+    after_legacy, after_rewrite = await both(session, services, target)
+    assert before == after_legacy.json()
+    assert {("/pagination/took_ms", "type")} >= differences(after_legacy.json(), after_rewrite.json())
+    other = (await fetch(session, legacy_url + target.replace("0123", "fedc"))).json()
+    assert before["list"] != other["list"]
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status", "message"),
+    [
+        ("GET", "/v3/user?session=nope", 401, "Invalid session"),
+        ("GET", "/v3/user/favorites", 401, "Invalid session"),
+        ("PUT", f"/v3/user/favorites?session={SESSION}", 412, "Required parameter missing: title_id"),
+        ("DELETE", f"/v3/user/favorites?session={SESSION}&title_id=1", 404, 'Title "1" not found!'),
+    ],
+)
+async def test_user_errors(
+    method: str, target: str, status: int, message: str, services: tuple[str, str],
+    session: aiohttp.ClientSession,
+) -> None:
+    """A bad session, a missing or unknown title_id: AniLibria-style errors."""
+    async with session.request(method, services[0] + target) as response:
+        assert status == response.status
+        assert {"error": {"code": status, "message": message}} == await response.json()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from shadowproxy.demo.runner import DemoOptions, _port_or_any, packaged_rules, run_demo
 from shadowproxy.settings import HostPort
@@ -34,15 +37,15 @@ async def stored_fields(database: Path) -> dict[str, set[tuple[str, str]]]:
         await store.aclose()
 
 
-def options(tmp_path: Path, **overrides: object) -> DemoOptions:
+def options(tmp_path: Path, **overrides: Any) -> DemoOptions:
+    """Quick demo options on free ports, storing in tmp_path, under the noise-only rules."""
     rules = tmp_path / "noise.yaml"
     rules.write_text(NOISE_RULES, encoding="utf-8")
-    base: dict[str, object] = {
-        "duration": 2.0, "listen": HostPort("127.0.0.1", 0),
-        "admin_listen": HostPort("127.0.0.1", 0), "store": f"sqlite:///{tmp_path / 'demo.db'}",
-        "rules": rules, "burst": 150, "rate": 10.0,
-    }
-    return DemoOptions(**{**base, **overrides})  # type: ignore[arg-type]
+    base = DemoOptions(
+        duration=2.0, listen=HostPort("127.0.0.1", 0), admin_listen=HostPort("127.0.0.1", 0),
+        store=f"sqlite:///{tmp_path / 'demo.db'}", rules=rules, burst=150, rate=10.0,
+    )
+    return replace(base, **overrides)
 
 
 async def test_the_store_holds_exactly_the_planted_differences(tmp_path: Path) -> None:
@@ -65,14 +68,25 @@ async def test_the_store_holds_exactly_the_planted_differences(tmp_path: Path) -
     assert text.rstrip().endswith("demo stopped")
 
 
-async def test_a_stop_event_ends_the_demo_early(tmp_path: Path) -> None:
-    """Setting the stop event (what SIGINT does) ends an unbounded demo with exit code 0."""
+async def test_a_stop_event_ends_the_demo_and_sessions_are_never_stored(tmp_path: Path) -> None:
+    """Setting the stop event (what SIGINT does) ends an unbounded demo with exit code 0. The
+    favourites requests carry a session token in the query: stored mismatches show it redacted."""
     stop = asyncio.Event()
     out = io.StringIO()
-    run = run_demo(options(tmp_path, duration=None, burst=30), out, stop=stop)
-    asyncio.get_running_loop().call_later(1.5, stop.set)
+    run = run_demo(options(tmp_path, duration=None, burst=90, rules=None), out, stop=stop)
+    asyncio.get_running_loop().call_later(2.0, stop.set)
     assert 0 == await asyncio.wait_for(run, timeout=60)
     assert "Ctrl-C to stop" in out.getvalue()
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    await store.aopen()
+    try:
+        records = (await store.mismatches(endpoint="GET /v3/user/favorites", limit=100)).items
+    finally:
+        await store.aclose()
+    assert records
+    for record in records:
+        assert "session=[redacted]" in record.target
+        assert not re.search(r"[0-9a-f]{32}", record.target)
 
 
 def test_a_taken_default_port_falls_back_to_a_free_one() -> None:

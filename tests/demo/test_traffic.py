@@ -17,23 +17,28 @@ from shadowproxy.demo.backends import legacy_app
 from shadowproxy.demo.catalogue import build_catalogue
 from shadowproxy.demo.traffic import drive, request_mix
 
+ROUTES = {
+    "/v3/title", "/v3/title/list", "/v3/title/search", "/v3/title/schedule",
+    "/v3/title/updates", "/v3/genres", "/v3/years", "/v3/user", "/v3/user/favorites",
+}
+
 
 def test_mix_is_seeded_and_covers_every_route() -> None:
-    """The same seed gives the same targets; a few hundred cover every route, mostly titles,
-    with Cyrillic searches percent-encoded."""
+    """The same seed gives the same requests; a few hundred cover every route, mostly titles,
+    with Cyrillic searches percent-encoded and a few unsafe favourite writes."""
     catalogue = build_catalogue()
     first = list(itertools.islice(request_mix(catalogue, seed=3), 400))
     assert first == list(itertools.islice(request_mix(catalogue, seed=3), 400))
     assert first != list(itertools.islice(request_mix(catalogue, seed=4), 400))
-    paths = Counter(urlsplit(target).path for target in first)
-    assert {
-        "/v3/title", "/v3/title/list", "/v3/title/search", "/v3/title/schedule",
-        "/v3/title/updates", "/v3/genres", "/v3/years",
-    } == set(paths)
+    paths = Counter(urlsplit(r.target).path for r in first)
+    assert ROUTES == set(paths)
     assert paths["/v3/title"] > len(first) / 3
-    assert all(target.isascii() for target in first)
-    searches = [parse_qs(urlsplit(t).query).get("search", [""])[0] for t in first]
-    assert any("атака" == s or "Клинок" == s for s in searches)
+    assert all(r.target.isascii() for r in first)
+    searches = {parse_qs(urlsplit(r.target).query).get("search", [""])[0] for r in first}
+    assert {"атака", "Клинок"} & searches
+    methods = Counter(r.method for r in first)
+    assert {"GET", "PUT", "DELETE"} == set(methods)
+    assert methods["GET"] > 0.95 * len(first)
 
 
 async def test_drive_sends_the_requested_count(
@@ -88,11 +93,10 @@ async def test_drive_needs_a_bound() -> None:
 def test_tour_visits_every_title_and_route_first() -> None:
     """With tour_first, every title is fetched by id and every route once before the random mix."""
     catalogue = build_catalogue()
-    targets = list(itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 11))
-    ids = {int(parse_qs(urlsplit(t).query)["id"][0]) for t in targets if urlsplit(t).path == "/v3/title" and "id=" in t}
+    planned = list(itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 13))
+    targets = [urlsplit(r.target) for r in planned]
+    ids = {int(parse_qs(t.query)["id"][0]) for t in targets if t.path == "/v3/title" and "id=" in t.query}
     assert set(catalogue.by_id) == ids
-    assert {
-        "/v3/title", "/v3/title/list", "/v3/title/search", "/v3/title/schedule",
-        "/v3/title/updates", "/v3/genres", "/v3/years",
-    } == {urlsplit(t).path for t in targets}
-    assert any("page=3" in t for t in targets)
+    assert ROUTES == {t.path for t in targets}
+    assert any("page=3" in t.query for t in targets)
+    assert "PUT" == planned[-1].method
