@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from shadowproxy.settings import parse_host_port
+from shadowproxy.settings import HostPort, parse_host_port
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--duration", type=_positive_float, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")
-    parser.add_argument("--listen", type=parse_host_port, metavar="HOST:PORT",
+    parser.add_argument("--listen", type=_host_port, metavar="HOST:PORT",
                         help="traffic listener (default 127.0.0.1:8080, or a free port if taken)")
-    parser.add_argument("--admin-listen", type=parse_host_port, metavar="HOST:PORT",
+    parser.add_argument("--admin-listen", type=_host_port, metavar="HOST:PORT",
                         help="dashboard, API and metrics (default 127.0.0.1:9090, or a free port)")
     parser.add_argument("--store", metavar="URL", default=None,
                         help="where mismatches go (default sqlite:///shadowproxy-demo.db, "
@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--requests", type=_positive_int, default=400, metavar="N",
                         help="requests in the opening burst (default 400)")
     parser.set_defaults(func=run)
+
+
+def _host_port(text: str) -> HostPort:
+    try:
+        return parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_float(text: str) -> float:

@@ -112,3 +112,26 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert 0 == process.returncode, errors
     assert "final summary:" in rest
     assert rest.rstrip().endswith("demo stopped")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--rules", "missing.yaml"), "shadowproxy demo: --rules missing.yaml: no such file"),
+        (("--store", "foo://x"), "shadowproxy demo: --store foo://x: "),
+        (("--duration", "0"), "argument --duration: must be greater than 0, got 0"),
+        (("--listen", "nope"), "argument --listen: expected HOST:PORT, got 'nope'"),
+    ],
+)
+def test_bad_options_stop_the_demo_with_one_clear_line(
+    flags: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    """A missing rule file, an unknown store, a bad duration or address: exit 2, nothing started,
+    and the last line of stderr says what and where."""
+    result = subprocess.run(
+        demo_command(*flags), cwd=tmp_path, env=environment(), capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert 2 == result.returncode
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert "" == result.stdout
