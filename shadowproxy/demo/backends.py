@@ -227,9 +227,14 @@ def _pick(value: Any, path: Sequence[_Step]) -> Any:
 
 
 def _merge(into: Document, part: Any) -> None:
+    """Merge the picked ``part`` into ``into``. Nested objects are copied before they change:
+    picks share them with the catalogue, which every request reads."""
     for key, value in part.items():
-        if key in into and isinstance(into[key], dict) and isinstance(value, dict):
-            _merge(into[key], value)
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged = dict(current)
+            _merge(merged, value)
+            into[key] = merged
         else:
             into[key] = value
 
