@@ -103,13 +103,13 @@ def assess_all(summaries: Iterable[EndpointSummary], criteria: Criteria) -> list
 
 def _samples(summary: EndpointSummary, criteria: Criteria) -> Check:
     passed = summary.compared >= criteria.min_samples
-    relation = "≥" if passed else "<"
     return Check(
         name="samples",
         passed=passed,
         actual=float(summary.compared),
         limit=float(criteria.min_samples),
-        detail=f"{summary.compared} comparisons {relation} {criteria.min_samples} required",
+        detail=f"{summary.compared} of {criteria.min_samples} required comparisons"
+        + ("" if passed else ": too few"),
     )
 
 
@@ -144,8 +144,8 @@ def _latency(summary: EndpointSummary, criteria: Criteria) -> list[Check]:
                 passed=passed,
                 actual=ratio,
                 limit=criteria.max_latency_ratio,
-                detail=f"shadow p95 {shadow_p95:.0f} ms is {ratio:.2f}x primary p95 "
-                f"{primary_p95:.0f} ms ({'<' if passed else '≥'} {criteria.max_latency_ratio:g}x)",
+                detail=f"shadow p95 {_ms(shadow_p95)} is {ratio:.2f}x primary p95 "
+                f"{_ms(primary_p95)} ({'<' if passed else '≥'} {criteria.max_latency_ratio:g}x)",
             )
         )
     else:
@@ -165,8 +165,13 @@ def _latency(summary: EndpointSummary, criteria: Criteria) -> list[Check]:
             passed=passed,
             actual=shadow_p95,
             limit=criteria.max_shadow_p95_ms,
-            detail=f"shadow p95 {shadow_p95:.0f} ms {'<' if passed else '≥'} "
+            detail=f"shadow p95 {_ms(shadow_p95)} {'<' if passed else '≥'} "
             f"{criteria.max_shadow_p95_ms:g} ms",
         )
     )
     return checks
+
+
+def _ms(value: float) -> str:
+    """Milliseconds with a decimal below 10 ms, where rounding would hide the ratio."""
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"

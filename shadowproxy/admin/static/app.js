@@ -276,6 +276,7 @@
   }
 
   function onRoute() {
+    if (location.hash.startsWith("#token=")) takeTokenFromFragment();
     const route = parseRoute();
     const changed = JSON.stringify(route) !== JSON.stringify(state.route);
     state.route = route;
@@ -718,6 +719,8 @@
     const statusDiffers = p.status !== s.status || Boolean(s.error) || Boolean(p.error);
     return h("section", { class: "panel", id: "headers" },
       h("h2", { text: "Status and headers" }),
+      h("p", { class: "muted hint", text: "Only the headers the rules compare count as differences " +
+        "(marked “compared”); other differing headers are highlighted lightly, for context." }),
       h("div", { class: "statuscmp" },
         h("span", null, "Primary ", h("span", { class: "code-p", text: statusText(p.status, p.error) }),
           h("span", { class: "muted", text: " · " + ms(p.elapsed_ms) })),
