@@ -30,6 +30,8 @@ GLOBSTAR = "\x00**"
 """The ``**`` token in a compiled pattern."""
 
 Pattern = tuple[str, ...]
+_KEY_CACHE = 512
+"""Most keys a state remembers the successor of (beyond them it recomputes: one set lookup)."""
 
 
 def parse_pattern(text: str) -> Pattern:
@@ -138,9 +140,13 @@ class PathState:
             return child
         if key in self._literals:
             child = self._matcher.state_after(self._positions, key)
+        else:
+            child = self.step_other()
+        # Remember the answer for this key too, up to a bound: object keys repeat from document
+        # to document, but ids used as keys must not grow the cache without limit.
+        if len(self._children) < _KEY_CACHE:
             self._children[key] = child
-            return child
-        return self.step_other()
+        return child
 
     def step_index(self, index: int) -> PathState:
         """The state for array element ``index``."""
