@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from shadowproxy.admin.app import create_admin_app
 from shadowproxy.metrics import Metrics
@@ -181,7 +182,10 @@ RUNTIME = web.AppKey("runtime", Runtime)
 
 def create_traffic_app(runtime: Runtime) -> web.Application:
     """The traffic listener's app: one catch-all route; backends live in a cleanup context."""
-    app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
+    app = web.Application(
+        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+        middlewares=[_guard],
+    )
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_backends)
     app.router.add_route("*", "/{tail:.*}", _handle)
@@ -190,6 +194,11 @@ def create_traffic_app(runtime: Runtime) -> web.Application:
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     return await request.app[INGRESS].handle(request)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await request.app[INGRESS].guard(request, handler)
 
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
@@ -229,6 +238,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             rules=runtime.rules,
             metrics=runtime.metrics,
             shadow_header=s.shadow_header,
+            body_max=s.request_body_max,
         )
         yield
         # Shadow calls still running need the shadow session: let them end before it closes.

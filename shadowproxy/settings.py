@@ -56,6 +56,7 @@ class Settings:
     connect_timeout: float = 5.0
     shadow_max_in_flight: int = 256
     mirror_body_max: int = 1024 * 1024
+    request_body_max: int = 100 * 1024 * 1024
     capture_max: int = 8 * 1024 * 1024
     queue_size: int = 1000
     comparators: int = 1
@@ -261,6 +262,12 @@ OPTIONS: tuple[Option, ...] = (
         "mirror_body_max",
         parse_size,
         "Largest request body buffered for mirroring (default 1M); larger ones are not mirrored.",
+        "SIZE",
+    ),
+    Option(
+        "request_body_max",
+        parse_size,
+        "Largest request body accepted from clients (default 100M); larger ones get 413.",
         "SIZE",
     ),
     Option(

@@ -69,7 +69,7 @@ class Forwarder:
         request: web.Request,
         *,
         headers: CIMultiDict[str],
-        body: bytes | aiohttp.StreamReader | AsyncIterator[bytes] | None,
+        body: bytes | AsyncIterator[bytes] | None,
         on_captured: Callable[[Outcome], None] | None = None,
     ) -> ForwardResult:
         """Forward ``request`` and stream the primary's response.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import CapturedRequest, SkipReason
@@ -37,6 +38,8 @@ class Ingress:
     rules: RulesHolder
     metrics: Metrics
     shadow_header: str
+    body_max: int = 0
+    """Largest request body accepted (413 past it); 0 for no limit."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         received_at = time.time()
@@ -64,8 +67,9 @@ class Ingress:
             rule_sample=rules.sample,
             content_length=request.content_length,
         )
-        body: bytes | aiohttp.StreamReader | AsyncIterator[bytes] | None = None
+        body: bytes | AsyncIterator[bytes] | None = None
         buffered = b""
+        limit = _Limit(self.body_max)
         if request.body_exists:
             if skip is None:
                 buffered, rest = await _buffer(request.content, self.policy.body_max)
@@ -74,9 +78,9 @@ class Ingress:
                     headers.popall("Content-Length", None)  # re-framed from the buffer
                 else:
                     skip = SkipReason.TOO_LARGE
-                    body = rest
+                    body = limit.wrap(rest)
             else:
-                body = request.content
+                body = limit.wrap(request.content.iter_any())
 
         primary: asyncio.Future[PrimaryResult] | None = None
         if skip is None:
@@ -115,8 +119,48 @@ class Ingress:
         finally:
             # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
             captured(SkipReason.CLIENT_GONE)
+        if limit.exceeded and not result.response.prepared:
+            return _plain(413, "413 Request Entity Too Large")
         self.metrics.backend_outcome("primary", endpoint, result.outcome)
         return result.response
+
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Refuse what must not be forwarded, before routing (a CONNECT target is no path)."""
+        return self._refuse(request) or await handler(request)
+
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        """Requests a reverse proxy must not forward as they are."""
+        if request.method == "CONNECT":
+            return _plain(405, "405 Method Not Allowed")  # a reverse proxy is no tunnel
+        if not request.raw_path.startswith("/"):
+            # Absolute-form (`GET http://other.host/`) or `*`: forwarding would make this an
+            # open proxy or send the primary a target it never asked for.
+            return _plain(400, "400 Bad Request: origin-form request target expected")
+        length = request.content_length
+        if self.body_max and length is not None and length > self.body_max:
+            return _plain(413, "413 Request Entity Too Large")
+        return None
+
+
+def _plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", content_type="text/plain")
+
+
+class _Limit:
+    """Counts a streamed request body and stops it past the limit (no Content-Length to check)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.exceeded = False
+
+    async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in chunks:
+            seen += len(chunk)
+            if self.limit and seen > self.limit:
+                self.exceeded = True
+                raise ValueError("request body over the limit")
+            yield chunk
 
 
 async def _buffer(

@@ -207,7 +207,9 @@ async def test_post_body_reaches_primary(
     running = await proxy(
         await upstream(catalogue()), await upstream(catalogue()), mirror_body_max=1024
     )
-    async with client.post(running.traffic_url + "/echo", data=io.BytesIO(BIG[:3_000_000])) as response:
+    async with client.post(
+        running.traffic_url + "/echo", data=io.BytesIO(BIG[:3_000_000])
+    ) as response:
         seen = await response.json()
     assert ("POST", 3_000_000) == (seen["method"], seen["len"])
 

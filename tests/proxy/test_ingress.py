@@ -1,0 +1,105 @@
+"""Hostile or malformed requests get a 4xx from the proxy and never reach a backend as they are."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.conftest import StartProxy, StartUpstream
+
+HITS = web.AppKey("hits", list[str])
+
+
+def recording_backend() -> web.Application:
+    hits: list[str] = []
+
+    async def anything(request: web.Request) -> web.Response:
+        await request.read()
+        hits.append(f"{request.method} {request.raw_path}")
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=1 << 30)
+    app[HITS] = hits
+    app.router.add_route("*", "/{tail:.*}", anything)
+    return app
+
+
+async def raw_exchange(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET http://evil.example/steal HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"400"),
+        (b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", b"405"),
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", b"400"),
+        (b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", b"400"),
+        (
+            b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"400",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", b"400"),
+        (b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n", b"413"),
+    ],
+    ids=[
+        "absolute-form",
+        "connect",
+        "asterisk",
+        "bad-method",
+        "cl-and-te",
+        "huge-header",
+        "body-over-limit",
+    ],
+)
+async def test_malformed_requests_get_4xx_and_are_not_forwarded(
+    upstream: StartUpstream, proxy: StartProxy, request_bytes: bytes, status: bytes
+) -> None:
+    primary = recording_backend()
+    shadow = recording_backend()
+    running = await proxy(
+        await upstream(primary), await upstream(shadow), request_body_max=1024 * 1024
+    )
+    answer = await raw_exchange(running.traffic_url, request_bytes)
+    assert status == answer.split(b" ", 2)[1]
+    assert await running.drain(5)
+    assert ([], []) == (primary[HITS], shadow[HITS])
+    # ...and the proxy still serves the next client.
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(running.traffic_url + "/ok") as response,
+    ):
+        assert 200 == response.status
+
+
+async def test_chunked_body_over_the_limit_is_413(
+    upstream: StartUpstream, proxy: StartProxy
+) -> None:
+    """Without a Content-Length, the body is counted as it streams and stopped at the limit."""
+    primary = recording_backend()
+    running = await proxy(
+        await upstream(primary),
+        await upstream(recording_backend()),
+        request_body_max=64 * 1024,
+        mirror_body_max=1024,
+    )
+
+    async def chunks() -> object:
+        for _ in range(100):
+            yield b"x" * 4096
+
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(running.traffic_url + "/upload", data=chunks()) as response,
+    ):
+        assert 413 == response.status
