@@ -318,6 +318,7 @@ def _with_payload_route(app: web.Application, *, shadow: bool) -> web.Applicatio
 async def test_browser_on_a_live_proxy(
     upstream: Callable[[web.Application], Awaitable[str]],
     proxy: Callable[..., Awaitable[Any]],
+    tmp_path: Path,
 ) -> None:
     """The demo's legacy API and its rewrite behind a real proxy (admin token set), real
     traffic through it; the dashboard shows the planted differences, triage goes through the
@@ -382,6 +383,16 @@ async def test_browser_on_a_live_proxy(
             await page.locator("#mismatches tbody tr a").first.click()
             await page.wait_for_selector(".difftable tbody tr.current")
             await page.screenshot(path=SCREENSHOTS / "live-05-planted.png", full_page=True)
+
+            # The Markdown report for a PR comment, downloaded through the guarded API.
+            await page.click("#export-toggle")
+            async with page.expect_download() as waiting:
+                await page.click("#export-menu button[data-format='md']")
+            saved = tmp_path / "report.md"
+            await (await waiting.value).save_as(saved)
+            markdown = saved.read_text(encoding="utf-8")
+            assert markdown.startswith("## ❌ shadowproxy readiness: FAIL")
+            assert "| ❌ | title.by\\_id |" in markdown
         finally:
             await browser.close()
     assert ([], []) == (dialogs, errors)
