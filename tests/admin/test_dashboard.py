@@ -202,12 +202,20 @@ async def test_browser_walkthrough(served: tuple[str, Traffic], tmp_path: Path) 
             assert f"{base}/#/" == page.url
             assert TOKEN == await page.evaluate("sessionStorage.getItem('shadowproxy.token')")
             rows = page.locator("#endpoints tbody tr")
-            assert [TITLE, "schedule", "titles.list", "titles.search"] == [
+            # Worst first: by mismatch rate, ties by name.
+            assert [TITLE, "titles.list", "schedule", "titles.search"] == [
                 await rows.nth(i).get_attribute("data-endpoint") for i in range(4)
             ]
             assert ["FAIL", "FAIL", "FAIL", "PASS"] == [
                 (await rows.nth(i).locator(".badge").inner_text()).strip() for i in range(4)
             ]
+            await page.click("#endpoints th[data-sort='endpoint']")
+            await page.wait_for_selector("#endpoints th.sorted.asc[data-sort='endpoint']")
+            assert [TITLE, "schedule", "titles.list", "titles.search"] == [
+                await rows.nth(i).get_attribute("data-endpoint") for i in range(4)
+            ]
+            top = page.locator("#top-fields tbody tr td:nth-child(2)")
+            assert ["/announce", "/id"] == sorted((await top.all_inner_texts())[:2])
             assert 4 == await page.locator("#endpoints svg.spark").count()
             await page.click("#windows button[data-window='24h']")
             await page.wait_for_selector("#windows button.active[data-window='24h']")

@@ -18,6 +18,7 @@
     token: sessionStorage.getItem(TOKEN_KEY) || "",
     route: { name: "overview" },
     fieldSort: { key: "count", asc: false },
+    overviewSort: { key: "mismatch_rate", asc: false },
     snippets: {},          // fingerprint -> YAML snippet shown after "mark expected"
     fingerprint: null,     // endpoint view: mismatches filtered by this group
     current: 0,            // mismatch view: index of the difference in focus
@@ -328,12 +329,33 @@
 
   // ---- overview -----------------------------------------------------------------------------
 
+  const OVERVIEW_COLUMNS = [
+    // [label, key, numeric, title]
+    ["Endpoint", "endpoint", false, null],
+    ["Ready", "ready", false, null],
+    ["Compared", "compared", true, null],
+    ["Mismatch", "mismatch_rate", true, null],
+    ["Shadow err.", "shadow_error_rate", true, null],
+    ["p50 P / S", "p50", true, "primary / shadow"],
+    ["p95 P / S", "p95", true, "primary / shadow"],
+    ["Trend", null, false, "volume per bucket; red: share that mismatched or failed"],
+    ["Critical", "critical", true, null],
+  ];
+
+  function overviewValue(e, ready, key) {
+    if (key === "ready") return ready.get(e.endpoint) && ready.get(e.endpoint).passed ? 1 : 0;
+    if (key === "p50") return e.latency_ms.shadow.p50;
+    if (key === "p95") return e.latency_ms.shadow.p95;
+    return e[key];
+  }
+
   async function overview() {
     const since = state.window;
-    const [summary, readiness, trend] = await Promise.all([
+    const [summary, readiness, trend, fields] = await Promise.all([
       api("summary", { since }),
       api("readiness", { since }),
       api("trend", { since, buckets: 40 }),
+      api("fields", { since }),
     ]);
     const ready = new Map(readiness.endpoints.map((r) => [r.endpoint, r]));
     const series = new Map(trend.endpoints.map((t) => [t.endpoint, t.points]));
@@ -352,7 +374,15 @@
         readiness.endpoints.length && passing === readiness.endpoints.length ? "ok" : "bad"),
     );
 
-    const rows = summary.endpoints.map((e) => {
+    // Worst first by default: where the rewrite differs is what the page is for.
+    const { key, asc } = state.overviewSort;
+    const endpoints = summary.endpoints.slice().sort((a, b) => {
+      const x = overviewValue(a, ready, key), y = overviewValue(b, ready, key);
+      const order = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+      return (asc ? order : -order) || a.endpoint.localeCompare(b.endpoint);
+    });
+
+    const rows = endpoints.map((e) => {
       const r = ready.get(e.endpoint);
       const failures = r ? r.checks.filter((c) => !c.passed) : [];
       const slow = failures.some((c) => c.name === "latency_ratio" || c.name === "shadow_p95");
@@ -377,16 +407,19 @@
       );
     });
 
+    const heads = OVERVIEW_COLUMNS.map(([label, k, numeric, title]) => k === null
+      ? h("th", { title, text: label })
+      : h("th", {
+        class: "sortable" + (numeric ? " n" : "") + (key === k ? " sorted" + (asc ? " asc" : "") : ""),
+        "data-sort": k, title, text: label,
+        onclick: () => {
+          state.overviewSort = { key: k, asc: key === k ? !asc : !numeric };
+          render(true);
+        },
+      }));
+
     const table = summary.endpoints.length
-      ? h("table", { id: "endpoints" },
-        h("thead", null, h("tr", null,
-          h("th", { text: "Endpoint" }), h("th", { text: "Ready" }),
-          h("th", { class: "n", text: "Compared" }), h("th", { class: "n", text: "Mismatch" }),
-          h("th", { class: "n", text: "Shadow err." }),
-          h("th", { class: "n", title: "primary / shadow", text: "p50 P / S" }),
-          h("th", { class: "n", title: "primary / shadow", text: "p95 P / S" }),
-          h("th", { text: "Trend (mismatch in red)" }), h("th", { class: "n", text: "Critical" }))),
-        h("tbody", null, rows))
+      ? h("table", { id: "endpoints" }, h("thead", null, h("tr", null, heads)), h("tbody", null, rows))
       : h("p", { class: "empty", text: "No comparisons in the last " + since + "." });
 
     const c = readiness.criteria;
@@ -398,6 +431,7 @@
       cards,
       h("section", { class: "panel" }, h("h2", null, "Endpoints",
         h("span", { class: "count", text: String(summary.endpoints.length) })), table),
+      topFields(fields),
       h("p", { class: "muted", text:
         `Readiness: mismatch rate < ${pct(c.max_mismatch_rate)}, shadow errors < ` +
         `${pct(c.max_shadow_error_rate)}, ` +
@@ -405,6 +439,35 @@
         `, shadow p95 < ` +
         `${c.max_latency_ratio}× primary and < ${c.max_shadow_p95_ms} ms, ≥ ${c.min_samples} samples.` }),
     ];
+  }
+
+  /** The fields that differ most often, across endpoints: where to look first. */
+  function topFields(fields) {
+    const all = [];
+    for (const section of fields.endpoints) {
+      for (const f of section.fields) all.push(Object.assign({ endpoint: section.endpoint }, f));
+    }
+    all.sort((a, b) => b.share - a.share || b.count - a.count);
+    const top = all.slice(0, 10);
+    if (!top.length) return null;
+    const max = top[0].share;
+    return h("section", { class: "panel", id: "top-fields" },
+      h("h2", null, "Where the shadow differs most",
+        h("span", { class: "count", text: "top " + top.length + " of " + all.length + " fields" })),
+      h("table", null,
+        h("thead", null, h("tr", null, h("th", { text: "Endpoint" }), h("th", { text: "Field" }),
+          h("th", { text: "Kind" }), h("th", { class: "n", text: "Count" }),
+          h("th", { class: "n", text: "Share of comparisons" }))),
+        h("tbody", null, top.map((f) => h("tr", {
+          class: "clickable",
+          onclick: () => { location.hash = routeHash({ name: "endpoint", endpoint: f.endpoint }); },
+        },
+          h("td", { class: "endpoint" }, link({ name: "endpoint", endpoint: f.endpoint }, f.endpoint)),
+          h("td", null, h("code", { text: f.template || "(whole body)" })),
+          h("td", null, h("span", { class: "badge kind", text: f.kind })),
+          h("td", { class: "n", text: num(f.count) }),
+          h("td", { class: "n" }, h("div", { class: "share" }, h("span", { text: pct(f.share) }),
+            shareBar(f.share, max))))))));
   }
 
   function card(label, value, hint, tone) {
