@@ -201,6 +201,7 @@ async def test_browser_walkthrough(served: tuple[str, Traffic], tmp_path: Path) 
             await page.wait_for_selector("#endpoints tbody tr")
             assert f"{base}/#/" == page.url
             assert TOKEN == await page.evaluate("sessionStorage.getItem('shadowproxy.token')")
+            assert await page.locator("#tokenbar").is_hidden()
             rows = page.locator("#endpoints tbody tr")
             # Worst first: by mismatch rate, ties by name.
             assert [TITLE, "titles.list", "schedule", "titles.search"] == [

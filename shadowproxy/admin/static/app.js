@@ -157,8 +157,9 @@
   function takeTokenFromFragment() {
     const match = /^#token=([^&]*)/.exec(location.hash);
     if (!match) return;
-    state.token = decodeURIComponent(match[1]);
+    try { state.token = decodeURIComponent(match[1]); } catch (e) { state.token = match[1]; }
     sessionStorage.setItem(TOKEN_KEY, state.token);
+    document.getElementById("tokenbar").hidden = true;
     // Out of the address bar (and the history) at once: it must not be shared by copy-paste.
     history.replaceState(null, "", location.pathname + location.search + "#/");
   }
@@ -515,12 +516,13 @@
 
   async function endpointView(endpoint) {
     const since = state.window;
-    const [summary, readiness, fields, groups, mismatches] = await Promise.all([
+    const [summary, readiness, fields, groups, mismatches, trend] = await Promise.all([
       api("summary", { since, endpoint }),
       api("readiness", { since, endpoint }),
       api("fields", { since, endpoint }),
       api("groups", { endpoint, limit: 50 }),
       api("mismatches", { since, endpoint, fingerprint: state.fingerprint, limit: 20 }),
+      api("trend", { since, endpoint, buckets: 60 }),
     ]);
     const e = summary.endpoints[0] || {
       compared: 0, mismatches: 0, shadow_errors: 0, critical: 0, mismatch_rate: 0,
@@ -540,6 +542,7 @@
         card("Critical", num(e.critical), null, e.critical ? "bad" : "ok"),
         card("p95 primary / shadow", ms(e.latency_ms.primary.p95) + " / " + ms(e.latency_ms.shadow.p95),
           "p50 " + ms(e.latency_ms.primary.p50) + " / " + ms(e.latency_ms.shadow.p50))),
+      trendPanel(trend),
       h("div", { class: "grid2" },
         h("section", { class: "panel", id: "fields" },
           h("h2", null, "Differing fields", h("span", { class: "count", text: String(section.fields.length) })),
@@ -556,6 +559,40 @@
             onclick: () => { state.fingerprint = null; render(); } }) : null),
         mismatchList(mismatches, { since, endpoint, fingerprint: state.fingerprint })),
     ];
+  }
+
+  /** Volume per bucket (bars) and the share that mismatched or failed (red line, own scale). */
+  function trendPanel(trend) {
+    const points = trend.endpoints.length ? trend.endpoints[0].points : [];
+    const width = 1000, height = 110, pad = 4;
+    const chart = svg("svg", {
+      class: "trend", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none",
+      role: "img", "aria-label": "trend",
+    });
+    const maxVol = Math.max(1, ...points.map((p) => p.compared));
+    const rates = points.map((p) => (p.compared ? (p.mismatches + p.shadow_errors) / p.compared : null));
+    const maxRate = Math.max(0.0001, ...rates.filter((r) => r !== null));
+    const step = points.length ? width / points.length : width;
+    const line = [];
+    points.forEach((p, i) => {
+      const vol = (p.compared / maxVol) * (height - pad);
+      chart.append(svg("rect", { class: "vol", x: i * step + 1, y: height - vol, width: Math.max(1, step - 2), height: vol }));
+      if (rates[i] !== null) {
+        line.push(`${(i + 0.5) * step},${height - pad - (rates[i] / maxRate) * (height - 2 * pad)}`);
+      }
+    });
+    if (line.length) chart.append(svg("polyline", { class: "rate", points: line.join(" ") }));
+    const total = points.reduce((a, p) => a + p.compared, 0);
+    const bad = points.reduce((a, p) => a + p.mismatches + p.shadow_errors, 0);
+    return h("section", { class: "panel", id: "trend" },
+      h("h2", null, "Trend", h("span", { class: "count",
+        text: `${num(total)} compared · ${num(bad)} mismatched or failed · bucket ${Math.round(trend.bucket_seconds / 60)} min` })),
+      h("div", { class: "legend" },
+        h("span", { class: "key vol" }), "comparisons per bucket (peak " + num(maxVol) + ")",
+        h("span", { class: "key rate" }), "mismatch + error share (peak " + pct(points.length ? maxRate : 0) + ")"),
+      chart,
+      h("div", { class: "axis" }, h("span", { text: when(trend.window.since) }),
+        h("span", { text: when(trend.window.until) })));
   }
 
   function fieldsTable(fields) {
