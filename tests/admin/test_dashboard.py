@@ -405,3 +405,35 @@ async def test_browser_on_a_live_proxy(
         finally:
             await browser.close()
     assert ([], []) == (dialogs, errors)
+
+
+async def test_browser_empty_store(store: Store) -> None:
+    """Before any traffic, the overview says so plainly (no stray text, no script error)."""
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before the test starts
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    from playwright.async_api import async_playwright
+
+    runner = web.AppRunner(_app(store), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    errors: list[str] = []
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page()
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                await page.goto(f"http://{host}:{port}/#token={TOKEN}")
+                await page.wait_for_selector("main .empty")
+                text = await page.inner_text("main")
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+    assert "No comparisons in the last 1h." in text
+    assert "null" not in text
+    assert [] == errors

@@ -147,9 +147,13 @@
     return payload;
   }
 
+  let sayTimer = null;
   function say(message, info) {
     statusEl.textContent = message || "";
     statusEl.classList.toggle("info", Boolean(info));
+    clearTimeout(sayTimer);
+    // Confirmations fade after a moment; errors stay until the next successful load.
+    if (info && message) sayTimer = setTimeout(() => say(""), 4000);
   }
 
   // ---- token ----------------------------------------------------------------------------------
@@ -315,7 +319,7 @@
       else if (state.route.name === "mismatch") content = await mismatchView(state.route.id);
       else content = await overview();
       if (id !== state.renderId) return;  // a newer render started meanwhile
-      view.replaceChildren(...content);
+      view.replaceChildren(...content.filter(Boolean));
       document.getElementById("updated").textContent = "Updated " + new Date().toLocaleTimeString();
       if (statusEl.textContent && !statusEl.classList.contains("info")) say("");
       if (state.route.name === "mismatch") focusDifference(state.current, false);
