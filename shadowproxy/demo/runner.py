@@ -64,7 +64,7 @@ class DemoOptions:
     rate: float = 5.0
     """Requests per second after the opening burst."""
     burst: int = 400
-    """Requests in the opening burst (cut short at half the duration)."""
+    """Requests in the opening burst (cut short when the duration runs out)."""
     concurrency: int = 4
 
 
@@ -221,11 +221,9 @@ async def run_demo(
                 say(f"  rules              {options.rules or 'none: bodies compared exactly'}")
                 say(f"  store              {options.store}")
                 say()
-                left = remaining()
-                burst_time = None if left is None else max(1.0, left / 2)
                 say(f"sending up to {options.burst} requests, {options.concurrency} at a time ...")
                 stats = await drive(
-                    proxy.traffic_url, duration=burst_time, requests=options.burst,
+                    proxy.traffic_url, duration=remaining(), requests=options.burst,
                     concurrency=options.concurrency, stop=stop, catalogue=catalogue,
                     tour_first=True,
                 )
