@@ -215,13 +215,12 @@ async def _trend(request: web.Request) -> web.Response:
     count = max(1, min(buckets, math.ceil((end - start) / width)))
     series: dict[str, list[dict[str, Any]]] = {}
     for point in points:
-        rows = series.setdefault(
-            point.endpoint,
-            [
+        rows = series.get(point.endpoint)
+        if rows is None:
+            rows = series[point.endpoint] = [
                 {"start": start + i * width, "compared": 0, "mismatches": 0, "shadow_errors": 0}
                 for i in range(count)
-            ],
-        )
+            ]
         index = min(count - 1, max(0, int((point.minute - start) // width)))
         rows[index]["compared"] += point.compared
         rows[index]["mismatches"] += point.mismatches
