@@ -233,11 +233,11 @@ class _Walk:
             a, b, state, ptr, sptr, tmpl, label, crit = stack.pop()
             rule = state.rule
             if rule is not None:
-                if rule.ignore:
+                if state.ignore:
                     continue
                 if rule.critical:
                     crit = True
-                if rule.judges_values and not (type(a) in _CONTAINERS and type(b) in _CONTAINERS):
+                if state.judges and not (type(a) in _CONTAINERS and type(b) in _CONTAINERS):
                     if not leaf_equal(rule, a, b, ife):
                         self.report(a, b, ptr, sptr, tmpl, label, crit)
                     continue
@@ -270,7 +270,7 @@ class _Walk:
                     else:
                         child = step(key)
                         # Ignored: drop it here, before building its pointer.
-                        if child.rule is not None and child.rule.ignore:
+                        if child.ignore:
                             continue
                     token = "/" + escape(key)
                     children.append(

@@ -112,6 +112,8 @@ class PathState:
         "_other",
         "_positions",
         "dead",
+        "ignore",
+        "judges",
         "rule",
     )
 
@@ -130,6 +132,11 @@ class PathState:
         self._numeric = any(lit.isdigit() for lit in literals)
         finals = sorted(i for i, j in positions if j == len(patterns[i]))
         self.rule: PathRule | None = merge(matcher.rules[i] for i in finals) if finals else None
+        # Flags read for every node the walk visits, precomputed from the rule.
+        self.ignore = self.rule is not None and self.rule.ignore
+        """True when the current path is ignored."""
+        self.judges = self.rule is not None and self.rule.judges_values
+        """True when values here are judged by value rules (tolerance, coerce, ...)."""
         self.dead = not positions
         """True when no pattern can match here or below: the walk needs no rule lookups."""
 
