@@ -11,11 +11,12 @@ with :meth:`Metrics.gauge`, so nothing has to remember to update a gauge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from shadowproxy.model import BackendError, Comparison, Outcome, SkipReason
@@ -165,3 +166,45 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def merge_expositions(texts: Iterable[str]) -> bytes:
+    """Sum several processes' expositions into one (``--workers N``: one /metrics for all).
+
+    Counters, histogram buckets and sums add up across processes; so do the levels (queue depth,
+    in-flight calls are per process, the fleet's is their sum). ``_created`` timestamps cannot be
+    summed and are left out.
+    """
+    families: dict[str, tuple[str, str]] = {}
+    samples: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name.endswith("_created"):
+                continue
+            families.setdefault(family.name, (family.type, family.documentation))
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                key = (family.name, sample.name, tuple(sorted(sample.labels.items())))
+                samples[key] = samples.get(key, 0.0) + sample.value
+    lines: list[str] = []
+    for name, (kind, documentation) in families.items():
+        exposed = f"{name}_total" if kind == "counter" else name
+        lines.append(f"# HELP {exposed} {_escape_help(documentation)}")
+        lines.append(f"# TYPE {exposed} {kind}")
+        for (owner, sample_name, labels), value in samples.items():
+            if owner != name:
+                continue
+            rendered = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels)
+            lines.append(
+                f"{sample_name}{{{rendered}}} {value!r}" if labels else f"{sample_name} {value!r}"
+            )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

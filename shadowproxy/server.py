@@ -20,14 +20,15 @@ import contextlib
 import errno
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from shadowproxy.admin.app import create_admin_app
+from shadowproxy.admin.app import FleetView, create_admin_app
+from shadowproxy.fleet import running_fleet, signal_members, supervise
 from shadowproxy.metrics import Metrics
 from shadowproxy.pipeline import Pipeline
 from shadowproxy.proxy.backend import BackendConfig, open_backend
@@ -280,8 +281,12 @@ class RunningProxy:
         return False
 
 
-async def _start_site(runner: web.AppRunner, where: HostPort, flag: str) -> str:
-    site = web.TCPSite(runner, where.host, where.port, reuse_address=True)
+async def _start_site(
+    runner: web.AppRunner, where: HostPort, flag: str, *, reuse_port: bool = False
+) -> str:
+    site = web.TCPSite(
+        runner, where.host, where.port, reuse_address=True, reuse_port=reuse_port or None
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -293,7 +298,7 @@ async def _start_site(runner: web.AppRunner, where: HostPort, flag: str) -> str:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[RunningProxy]:
+async def running(settings: Settings, *, reuse_port: bool = False) -> AsyncIterator[RunningProxy]:
     """Start everything; on exit shut down gracefully."""
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings))
@@ -305,19 +310,26 @@ async def running(settings: Settings) -> AsyncIterator[RunningProxy]:
         stack.push_async_callback(traffic.cleanup)
         await admin.setup()
         stack.push_async_callback(admin.cleanup)
-        traffic_url = await _start_site(traffic, settings.listen, "--listen")
+        traffic_url = await _start_site(traffic, settings.listen, "--listen", reuse_port=reuse_port)
         admin_url = await _start_site(admin, settings.admin_listen, "--admin-listen")
         yield RunningProxy(runtime, traffic_url, admin_url, traffic_app)
 
 
-async def serve(settings: Settings) -> None:
-    """``shadowproxy run``: serve until SIGINT or SIGTERM; SIGHUP reloads the rules."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    async with running(settings) as proxy:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, proxy.runtime.rules.reload)
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[str], object] | None = None,
+) -> None:
+    """``shadowproxy run``: serve until SIGINT or SIGTERM; SIGHUP reloads the rules.
+
+    With ``workers > 1`` this process supervises that many serving processes (see
+    :mod:`shadowproxy.fleet`). ``on_ready`` receives the admin URL once listening.
+    """
+    if settings.workers > 1:
+        await _serve_fleet(settings)
+        return
+    async with running(settings, reuse_port=reuse_port) as proxy:
         log.info(
             "traffic on %s -> primary %s, mirrored to %s",
             proxy.traffic_url,
@@ -325,7 +337,54 @@ async def serve(settings: Settings) -> None:
             settings.shadow,
         )
         log.info("admin on %s (metrics %s/metrics)", proxy.admin_url, proxy.admin_url)
+        if on_ready is not None:
+            on_ready(proxy.admin_url)
+        await _until_stopped(reload=proxy.runtime.rules.reload)
+
+
+async def _until_stopped(reload: Callable[[], object]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
         await stop.wait()
+    finally:
         log.info("shutting down: finishing in-flight requests, flushing comparisons")
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+async def _serve_fleet(settings: Settings) -> None:
+    """The supervisor: N serving processes, one admin listener whose /metrics sums theirs."""
+    async with AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(open_runtime(replace(settings, workers=1)))
+        fleet, port = await stack.enter_async_context(running_fleet(settings))
+        view = FleetView(
+            peers=lambda: fleet.admin_urls,
+            reload=lambda: signal_members(fleet, signal.SIGHUP),
+            expected=settings.workers,
+        )
+        admin = web.AppRunner(create_admin_app(runtime, fleet=view), access_log=None)
+        await admin.setup()
+        stack.push_async_callback(admin.cleanup)
+        admin_url = await _start_site(admin, settings.admin_listen, "--admin-listen")
+        supervisor = TaskSet("fleet")
+        supervisor.spawn(supervise(fleet, port), name="fleet-supervisor")
+        stack.push_async_callback(supervisor.aclose)
+        log.info(
+            "%d workers on %s:%d -> primary %s, mirrored to %s; admin on %s",
+            settings.workers,
+            settings.listen.host,
+            port,
+            settings.primary,
+            settings.shadow,
+            admin_url,
+        )
+
+        def reload() -> None:
+            runtime.rules.reload()
+            signal_members(fleet, signal.SIGHUP)
+
+        await _until_stopped(reload=reload)

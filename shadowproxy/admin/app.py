@@ -11,26 +11,44 @@ Separate from the traffic listener, loopback by default. Access rules (see :func
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import aiohttp
+import orjson
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 from shadowproxy import appkeys
-from shadowproxy.metrics import CONTENT_TYPE
+from shadowproxy.metrics import CONTENT_TYPE, merge_expositions
 
 if TYPE_CHECKING:
     from shadowproxy.server import Runtime
 
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """What the supervisor's admin app knows of its serving processes (``--workers N``)."""
+
+    peers: Callable[[], list[str]]
+    """Private admin URLs of the live serving processes."""
+    reload: Callable[[], object]
+    """Ask every serving process to reload its rules."""
+    expected: int
+    """How many serving processes there should be."""
+
+
 RUNTIME: web.AppKey[Runtime] = web.AppKey("admin-runtime")
+FLEET: web.AppKey[FleetView] = web.AppKey("admin-fleet")
+PEER_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("admin-peer-session")
 ADMIN_BODY_MAX = 64 * 1024
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_admin_app(runtime: Runtime) -> web.Application:
+def create_admin_app(runtime: Runtime, *, fleet: FleetView | None = None) -> web.Application:
     settings = runtime.settings
     app = web.Application(
         middlewares=[_guard(settings.admin_token, settings.admin_listen.is_loopback)],
@@ -42,8 +60,14 @@ def create_admin_app(runtime: Runtime) -> web.Application:
     app[appkeys.RULES] = runtime.rules
     app[appkeys.PIPELINE] = runtime.pipeline
     app[appkeys.WRITER] = runtime.writer
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/healthz", _healthz)
+    if fleet is not None:
+        app[FLEET] = fleet
+        app.cleanup_ctx.append(_peer_session)
+        app.router.add_get("/metrics", _fleet_metrics)
+        app.router.add_get("/healthz", _fleet_healthz)
+    else:
+        app.router.add_get("/metrics", _metrics)
+        app.router.add_get("/healthz", _healthz)
     app.router.add_post("/api/v1/rules/reload", _reload_rules)
 
     from shadowproxy.admin.api import setup_api
@@ -111,9 +135,52 @@ async def _healthz(request: web.Request) -> web.Response:
     )
 
 
+async def _peer_session(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[PEER_SESSION] = session
+        yield
+
+
+async def _from_peers(request: web.Request, path: str) -> list[bytes | None]:
+    session = request.app[PEER_SESSION]
+
+    async def one(url: str) -> bytes | None:
+        try:
+            async with session.get(url + path) as response:
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    return list(await asyncio.gather(*(one(url) for url in request.app[FLEET].peers())))
+
+
+async def _fleet_metrics(request: web.Request) -> web.Response:
+    """The sum of every serving process's metrics (the supervisor serves no traffic itself)."""
+    texts = [t.decode() for t in await _from_peers(request, "/metrics") if t is not None]
+    body = merge_expositions(texts)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _fleet_healthz(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    answers = [orjson.loads(a) if a else None for a in await _from_peers(request, "/healthz")]
+    workers = [a for a in answers if a is not None]
+    healthy = len(workers) == fleet.expected and all(w["status"] == "ok" for w in workers)
+    return web.json_response(
+        {
+            "status": "ok" if healthy else "degraded",
+            "workers": {"expected": fleet.expected, "answering": len(workers)},
+            "processes": workers,
+        }
+    )
+
+
 async def _reload_rules(request: web.Request) -> web.Response:
     rules = request.app[RUNTIME].rules
     ok = rules.reload()
+    if FLEET in request.app:
+        request.app[FLEET].reload()
     return web.json_response(
         {"ok": ok, "version": rules.current.version, "error": rules.last_error},
         status=200 if ok else 422,
