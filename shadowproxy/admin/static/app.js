@@ -580,12 +580,18 @@
     const line = [];
     points.forEach((p, i) => {
       const vol = (p.compared / maxVol) * (height - pad);
-      chart.append(svg("rect", { class: "vol", x: i * step + 1, y: height - vol, width: Math.max(1, step - 2), height: vol }));
+      const w = Math.max(1, step - 2);
+      chart.append(svg("rect", { class: "vol", x: i * step + 1, y: height - vol, width: w, height: vol }));
+      const failed = p.mismatches + p.shadow_errors;
+      if (failed) {
+        const tall = Math.max(2, (failed / maxVol) * (height - pad));
+        chart.append(svg("rect", { class: "bad", x: i * step + 1, y: height - tall, width: w, height: tall }));
+      }
       if (rates[i] !== null) {
         line.push(`${(i + 0.5) * step},${height - pad - (rates[i] / maxRate) * (height - 2 * pad)}`);
       }
     });
-    if (line.length) chart.append(svg("polyline", { class: "rate", points: line.join(" ") }));
+    if (line.length > 1) chart.append(svg("polyline", { class: "rate", points: line.join(" ") }));
     const total = points.reduce((a, p) => a + p.compared, 0);
     const bad = points.reduce((a, p) => a + p.mismatches + p.shadow_errors, 0);
     return h("section", { class: "panel", id: "trend" },
@@ -593,7 +599,8 @@
         text: `${num(total)} compared · ${num(bad)} mismatched or failed · bucket ${Math.round(trend.bucket_seconds / 60)} min` })),
       h("div", { class: "legend" },
         h("span", { class: "key vol" }), "comparisons per bucket (peak " + num(maxVol) + ")",
-        h("span", { class: "key rate" }), "mismatch + error share (peak " + pct(points.length ? maxRate : 0) + ")"),
+        h("span", { class: "key bad" }), "of which mismatched or failed",
+        h("span", { class: "key rate" }), "their share (peak " + pct(points.length ? maxRate : 0) + ", own scale)"),
       chart,
       h("div", { class: "axis" }, h("span", { text: when(trend.window.since) }),
         h("span", { text: when(trend.window.until) })));
