@@ -6,7 +6,7 @@ The only module that imports :mod:`pymongo`. Collections::
     groups    one per fingerprint (``_id``): counts, examples, triage, hourly storage quota
     counters  one per (minute, endpoint): verdict counts, critical count, latency buckets
     fields    one per (minute, endpoint, template, kind): comparisons where that field differed
-    seen      one per exchange id already counted; TTL like the records
+    seen      one per written batch: the exchange ids it counted, unique across documents
     meta      the schema version
 
 Idempotence: on a replica set or sharded cluster (what production runs, and what lets Mongo
@@ -20,16 +20,20 @@ Retention is a TTL index on every collection but ``meta``; the server expires do
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from shadowproxy.model import Comparison
@@ -51,12 +55,26 @@ from shadowproxy.store.cursor import decode_cursor, encode_cursor
 SCHEMA_VERSION = 1
 _DUPLICATE_KEY = 11000
 _INDEX_OPTIONS_CONFLICT = {85, 86}
+_TRANSACTION_ATTEMPTS = 4
 _TIMEOUT_MS = 3000
 """Server selection and connect timeout unless the URL sets its own: fail fast, let the writer
 spool, rather than hold a batch for PyMongo's default 30 s."""
 
 _LAT = {document.PRIMARY: "p", document.SHADOW: "s"}
 _LAT_FIELDS = [f"{prefix}{i:02d}" for prefix in ("p", "s") for i in range(latency.BUCKETS)]
+
+
+class _InTransactionConflictError(Exception):
+    """A duplicate key inside a transaction, which aborted it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupState:
+    """A group's hourly storage quota and examples after a batch."""
+
+    hour: int
+    stored: int
+    examples: list[str]
 
 
 def _dt(at: float) -> datetime:
@@ -168,6 +186,7 @@ class MongoStore:
                                        name="minute")
         await db.fields.create_index([("minute", ASCENDING), ("endpoint", ASCENDING)],
                                      name="minute")
+        await db.seen.create_index("ids", name="ids", unique=True)
         for name, field in (("records", "at_dt"), ("groups", "last_dt"), ("counters", "dt"),
                             ("fields", "dt"), ("seen", "dt")):
             await self._ttl_index(db, name, field)
@@ -208,24 +227,109 @@ class MongoStore:
         for comparison in batch:
             unique.setdefault(comparison.exchange.id, comparison)
         try:
-            async with self._session() as session:
-                existing = {
-                    doc["_id"]
-                    async for doc in db.seen.find(
-                        {"_id": {"$in": list(unique)}}, {"_id": 1}, session=session
-                    )
-                }
-                fresh = [c for i, c in unique.items() if i not in existing]
-                if not fresh:
+            for attempt in range(_TRANSACTION_ATTEMPTS):
+                try:
+                    async with self._session() as session:
+                        await self._write(db, unique, session)
                     return
-                tally = document.tally(fresh)
-                await self._store_groups(db, tally, session)
-                claimed = await self._claim(db, fresh, session)
-                if len(claimed) < len(fresh):
-                    tally = document.tally(claimed)
-                await self._count(db, tally, session)
+                except _InTransactionConflictError:
+                    break
+                except PyMongoError as exc:
+                    # Two writers touching the same documents: the loser's transaction aborts
+                    # as a whole and may run again, after a jittered pause so they part.
+                    if not exc.has_error_label("TransientTransactionError"):
+                        raise
+                    await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+            # A duplicate inside a transaction aborted it (a concurrent writer, or records left
+            # by an earlier non-transactional run), or conflicts kept aborting it: redo it the
+            # duplicate-tolerant way.
+            await self._write(db, unique, None)
         except PyMongoError as exc:
             raise _errors("write", exc) from exc
+
+    async def _write(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        unique: dict[str, Comparison],
+        session: AsyncClientSession | None,
+    ) -> None:
+        existing = await self._seen(db, list(unique), session)
+        fresh = [c for i, c in unique.items() if i not in existing]
+        if not fresh:
+            return
+        tally = document.tally(fresh)
+        records, groups = await self._plan(db, tally, session)
+        if records:
+            await self._insert(db.records, records, session)
+        claimed = await self._claim(db, fresh, session)
+        if len(claimed) < len(fresh):
+            tally = document.tally(claimed)
+            groups = {fp: groups[fp] for fp in tally.groups}
+        await self._count(db, tally, groups, session)
+
+    @staticmethod
+    async def _existing(
+        collection: AsyncCollection[dict[str, Any]],
+        ids: list[str],
+        session: AsyncClientSession | None,
+    ) -> set[str]:
+        return {
+            doc["_id"]
+            async for doc in collection.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)
+        }
+
+    @staticmethod
+    async def _insert(
+        collection: AsyncCollection[dict[str, Any]],
+        docs: list[dict[str, Any]],
+        session: AsyncClientSession | None,
+    ) -> set[int]:
+        """Insert; return the indexes of documents whose ``_id`` already existed."""
+        try:
+            await collection.insert_many(docs, ordered=False, session=session)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            if session is not None:
+                raise _InTransactionConflictError from exc
+            return {int(e["index"]) for e in errors}
+        return set()
+
+    async def _apply(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        changes: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        session: AsyncClientSession | None,
+    ) -> None:
+        """(id, whole new document, update) triples: insert the new ones, update the others.
+
+        Inserts are far cheaper than upserts; an id that appeared meanwhile falls back to the
+        upsert form of its update."""
+        if not changes:
+            return
+        existing = await self._existing(collection, [c[0] for c in changes], session)
+        inserts = [c for c in changes if c[0] not in existing]
+        updates = [c for c in changes if c[0] in existing]
+        if inserts:
+            clashed = await self._insert(collection, [doc for _, doc, _ in inserts], session)
+            updates += [inserts[i] for i in sorted(clashed)]
+        if updates:
+            await collection.bulk_write(
+                [UpdateOne({"_id": i}, update, upsert=True) for i, _, update in updates],
+                ordered=False, session=session,
+            )
+
+    @staticmethod
+    async def _seen(
+        db: AsyncDatabase[dict[str, Any]], ids: list[str], session: AsyncClientSession | None
+    ) -> set[str]:
+        """Which of ``ids`` were already counted."""
+        wanted = set(ids)
+        found: set[str] = set()
+        async for doc in db.seen.find({"ids": {"$in": ids}}, {"ids": 1}, session=session):
+            found.update(i for i in doc["ids"] if i in wanted)
+        return found
 
     async def _claim(
         self,
@@ -233,25 +337,39 @@ class MongoStore:
         fresh: list[Comparison],
         session: AsyncClientSession | None,
     ) -> list[Comparison]:
-        """Insert the ids into ``seen``; return the comparisons this call was first to claim."""
-        docs = [{"_id": c.exchange.id, "dt": _dt(c.exchange.request.received_at)} for c in fresh]
-        try:
-            await db.seen.insert_many(docs, ordered=False, session=session)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors) or session is not None:
-                raise
-            lost = {e["index"] for e in errors}
-            return [c for i, c in enumerate(fresh) if i not in lost]
-        return fresh
+        """Record the batch's ids in ``seen``; return the comparisons this call claimed.
 
-    async def _store_groups(
+        One document per batch holds its ids under a unique multikey index: a single insert
+        instead of one per comparison, and an id can still be claimed only once."""
+        claimable = fresh
+        for _ in range(3):
+            ids = sorted(c.exchange.id for c in claimable)
+            doc = {
+                "_id": hashlib.sha256("\x00".join(ids).encode()).hexdigest()[:32],
+                "ids": ids,
+                "dt": _dt(max(c.exchange.request.received_at for c in claimable)),
+            }
+            try:
+                await db.seen.insert_one(doc, session=session)
+            except DuplicateKeyError as exc:
+                if session is not None:
+                    raise _InTransactionConflictError from exc
+                # Another writer claimed some of these meanwhile: claim the rest.
+                taken = await self._seen(db, ids, None)
+                claimable = [c for c in claimable if c.exchange.id not in taken]
+                if not claimable:
+                    return []
+                continue
+            return claimable
+        raise StoreError("mongodb write: could not claim exchange ids (concurrent writers)")
+
+    async def _plan(
         self,
         db: AsyncDatabase[dict[str, Any]],
         tally: document.Tally,
         session: AsyncClientSession | None,
-    ) -> None:
-        """Store records within each group's hourly quota; upserts, so replays are no-ops."""
+    ) -> tuple[list[dict[str, Any]], dict[str, _GroupState]]:
+        """Which records to store within each group's hourly quota, and each group's new state."""
         current = {
             doc["_id"]: doc
             async for doc in db.groups.find(
@@ -260,7 +378,8 @@ class MongoStore:
                 session=session,
             )
         }
-        upserts: list[UpdateOne] = []
+        records: list[dict[str, Any]] = []
+        states: dict[str, _GroupState] = {}
         for fingerprint, delta in tally.groups.items():
             doc = current.get(fingerprint, {})
             hour, stored = int(doc.get("hour", 0)), int(doc.get("hour_stored", 0))
@@ -275,79 +394,60 @@ class MongoStore:
                 record = document.to_record(comparison, self._body_max)
                 body = document.record_to_doc(record, binary=True)
                 body["at_dt"] = _dt(record.at)
-                upserts.append(UpdateOne({"_id": record.id}, {"$setOnInsert": body}, upsert=True))
+                records.append(body)
                 kept.append(record.id)
-            delta_examples = document.merge_examples(doc.get("example_ids", []), kept)
-            # Quota and examples are per-group state decided here; counts are $inc'd in _count.
-            await db.groups.update_one(
-                {"_id": fingerprint},
-                {
-                    "$set": {"hour": hour, "hour_stored": stored, "example_ids": delta_examples},
-                    "$setOnInsert": {
-                        "endpoint": delta.endpoint,
-                        "signature": [list(pair) for pair in delta.signature],
-                        "state": TriageState.OPEN.value,
-                        "note": "",
-                        "count": 0,
-                        "first_seen": delta.first_seen,
-                        "last_seen": delta.last_seen,
-                        "last_dt": _dt(delta.last_seen),
-                    },
-                },
-                upsert=True,
-                session=session,
-            )
-        if upserts:
-            await db.records.bulk_write(upserts, ordered=False, session=session)
+            examples = document.merge_examples(doc.get("example_ids", []), kept)
+            states[fingerprint] = _GroupState(hour, stored, examples)
+        return records, states
 
     async def _count(
         self,
         db: AsyncDatabase[dict[str, Any]],
         tally: document.Tally,
+        groups: dict[str, _GroupState],
         session: AsyncClientSession | None,
     ) -> None:
-        counter_ops: dict[tuple[int, str], dict[str, int]] = {}
+        counter_incs: dict[tuple[int, str], dict[str, int]] = {}
         for (minute, endpoint), row in tally.counters.items():
-            counter_ops[(minute, endpoint)] = dict(zip(document.VERDICT_COLUMNS, row, strict=True))
+            counter_incs[(minute, endpoint)] = {
+                name: n for name, n in zip(document.VERDICT_COLUMNS, row, strict=True) if n}
         for (minute, endpoint, backend, bucket), n in tally.latency.items():
-            incs = counter_ops.setdefault((minute, endpoint), {})
+            incs = counter_incs.setdefault((minute, endpoint), {})
             key = f"{_LAT[backend]}{bucket:02d}"
             incs[key] = incs.get(key, 0) + n
-        ops = [
-            UpdateOne(
-                {"_id": f"{minute}|{endpoint}"},
-                {"$inc": incs,
-                 "$setOnInsert": {"minute": minute, "endpoint": endpoint, "dt": _dt(minute)}},
-                upsert=True,
-            )
-            for (minute, endpoint), incs in counter_ops.items()
-        ]
-        if ops:
-            await db.counters.bulk_write(ops, ordered=False, session=session)
-        field_ops = [
-            UpdateOne(
-                {"_id": hashlib.sha256(
-                    f"{minute}\x00{endpoint}\x00{template}\x00{kind}".encode()).hexdigest()[:24]},
-                {"$inc": {"n": n},
-                 "$setOnInsert": {"minute": minute, "endpoint": endpoint, "template": template,
-                                  "kind": kind, "dt": _dt(minute)}},
-                upsert=True,
-            )
-            for (minute, endpoint, template, kind), n in tally.fields.items()
-        ]
-        if field_ops:
-            await db.fields.bulk_write(field_ops, ordered=False, session=session)
-        group_ops = [
-            UpdateOne(
-                {"_id": fingerprint},
-                {"$inc": {"count": delta.count},
+        counters = []
+        for (minute, endpoint), incs in counter_incs.items():
+            fixed = {"minute": minute, "endpoint": endpoint, "dt": _dt(minute)}
+            counters.append((f"{minute}|{endpoint}", {"_id": f"{minute}|{endpoint}", **fixed,
+                                                      **incs},
+                             {"$inc": incs, "$setOnInsert": fixed}))
+        await self._apply(db.counters, counters, session)
+        fields = []
+        for (minute, endpoint, template, kind), n in tally.fields.items():
+            key = hashlib.sha256(
+                f"{minute}\x00{endpoint}\x00{template}\x00{kind}".encode()).hexdigest()[:24]
+            fixed = {"minute": minute, "endpoint": endpoint, "template": template, "kind": kind,
+                     "dt": _dt(minute)}
+            fields.append((key, {"_id": key, **fixed, "n": n},
+                           {"$inc": {"n": n}, "$setOnInsert": fixed}))
+        await self._apply(db.fields, fields, session)
+        changes = []
+        for fingerprint, delta in tally.groups.items():
+            state = groups[fingerprint]
+            fixed = {"endpoint": delta.endpoint, "state": TriageState.OPEN.value, "note": "",
+                     "signature": [list(pair) for pair in delta.signature]}
+            mutable = {"hour": state.hour, "hour_stored": state.stored,
+                       "example_ids": state.examples}
+            changes.append((
+                fingerprint,
+                {"_id": fingerprint, **fixed, **mutable, "count": delta.count,
+                 "first_seen": delta.first_seen, "last_seen": delta.last_seen,
+                 "last_dt": _dt(delta.last_seen)},
+                {"$set": mutable, "$setOnInsert": fixed, "$inc": {"count": delta.count},
                  "$min": {"first_seen": delta.first_seen},
                  "$max": {"last_seen": delta.last_seen, "last_dt": _dt(delta.last_seen)}},
-            )
-            for fingerprint, delta in tally.groups.items()
-        ]
-        if group_ops:
-            await db.groups.bulk_write(group_ops, ordered=False, session=session)
+            ))
+        await self._apply(db.groups, changes, session)
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ async def test_reopening_with_a_new_retention_changes_the_ttl(mongo_url: str) ->
 
 
 async def test_exchange_ids_are_unique(mongo_url: str) -> None:
-    """The record collection refuses a second document with the same exchange id."""
+    """Records and counted ids refuse a second entry with the same exchange id."""
     store = open_store(mongo_url)
     await store.aopen()
     comparison = make_comparison()
@@ -67,7 +67,7 @@ async def test_exchange_ids_are_unique(mongo_url: str) -> None:
         with pytest.raises(DuplicateKeyError):
             await client.get_default_database().records.insert_one({"_id": comparison.exchange.id})
         with pytest.raises(DuplicateKeyError):
-            await client.get_default_database().seen.insert_one({"_id": comparison.exchange.id})
+            await client.get_default_database().seen.insert_one({"ids": [comparison.exchange.id]})
     finally:
         await client.close()
         await store.aclose()
@@ -93,6 +93,35 @@ async def test_a_standalone_server_without_transactions_is_still_idempotent(
         assert 1 == len((await store.mismatches()).items)
         await store.aclose()
     finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("replica_set", ["secantus", None])
+async def test_concurrent_writers_with_overlapping_batches_count_once(
+    replica_set: str | None,
+) -> None:
+    """Two proxies writing overlapping batches at once (as after a failover replay): with or
+    without transactions, each exchange is counted and stored once."""
+    server = start_mongo(replica_set_name=replica_set)
+    url = f"mongodb://127.0.0.1:{server.port}/both"
+    first, second = open_store(url), open_store(url)
+    try:
+        await first.aopen()
+        await second.aopen()
+        batch = [make_comparison(verdict=Verdict.MISMATCH if i % 2 else Verdict.MATCH,
+                                 fingerprint=f"g{i % 7}") for i in range(200)]
+
+        for start in range(0, 200, 40):
+            await asyncio.gather(first.write(batch[start:start + 40]),
+                                 second.write(batch[max(0, start - 20):start + 30]))
+
+        [summary] = await first.summary()
+        assert (200, 100) == (summary.compared, summary.mismatches)
+        assert 100 == sum(g.count for g in (await first.groups()).items)
+        assert 100 == len((await second.mismatches(limit=500)).items)
+    finally:
+        await first.aclose()
+        await second.aclose()
         server.stop()
 
 
