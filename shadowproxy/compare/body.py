@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import brotli
@@ -19,11 +18,7 @@ DECODED_LIMIT = 64 * 1024 * 1024
 """Largest decoded body compared, bytes; beyond it the comparison is skipped as too large."""
 
 
-class BodyKind(StrEnum):
-    JSON = "json"
-    TEXT = "text"
-    BINARY = "binary"
-    EMPTY = "empty"
+_BOM = b"\xef\xbb\xbf"
 
 
 class TooLargeError(Exception):
@@ -105,7 +100,11 @@ class Parsed:
 
 def parse_json(data: bytes) -> Parsed:
     """``data`` parsed with orjson (strict RFC 8259: NaN, Infinity, invalid UTF-8 and nesting deeper
-    than 1024 are refused; of duplicate keys the last wins, as in JavaScript)."""
+    than 1024 are refused; of duplicate keys the last wins, as in JavaScript; a leading UTF-8
+    byte order mark is skipped)."""
+    if data.startswith(_BOM):
+        # A byte order mark is legal before UTF-8 JSON in practice, if not in RFC 8259.
+        data = data[len(_BOM) :]
     try:
         return Parsed(ok=True, value=orjson.loads(data))
     except orjson.JSONDecodeError as exc:

@@ -138,6 +138,10 @@ def _body_differences(
     # The fast path: identical bytes need no parsing (unless a transform reshapes one side).
     if a == b and not (rules.transform_primary or rules.transform_shadow):
         return []
+    if not a.strip() or not b.strip():
+        # One side sent no body at all (a 204 against a 200, say): the whole body is missing or
+        # extra, not unparseable.
+        return [_one_sided(a, b)]
     types = [header_value(r.headers, "content-type") for r in (primary, shadow)]
     is_json = any(is_json_type(t) for t in types) or (
         not any(types) and looks_like_json(a) and looks_like_json(b)
@@ -153,6 +157,15 @@ def _body_differences(
             )
         ]
     return diff_documents(parsed_a.value, parsed_b.value, rules)
+
+
+def _one_sided(a: bytes, b: bytes) -> Difference:
+    present = a if a.strip() else b
+    parsed = parse_json(present)
+    value = parsed.value if parsed.ok else excerpt(present)
+    if a.strip():
+        return Difference(pointer="", template="", kind=DiffKind.MISSING, primary=value)
+    return Difference(pointer="", template="", kind=DiffKind.EXTRA, shadow=value)
 
 
 def _unparseable(primary_problem: str, shadow_problem: str) -> Difference:

@@ -234,3 +234,21 @@ def test_rules_survive_pickling_and_still_work() -> None:
     copy = pickle.loads(pickle.dumps(rules))  # noqa: S301 - our own bytes, as the worker queue
     assert copy == rules
     assert Verdict.MATCH == run(response(), response(shadow_doc), copy).verdict
+
+
+def test_empty_body_against_json_is_missing_not_unparseable() -> None:
+    """A shadow that sends no body where the primary sent JSON lacks the whole document."""
+    result = run(response({"id": 1}), response(raw=b""))
+    assert [("", DiffKind.MISSING, {"id": 1})] == [
+        (d.pointer, d.kind, d.primary) for d in result.differences
+    ]
+    extra = run(response(raw=b"", status=204), response({"id": 1}, status=204))
+    assert [("", DiffKind.EXTRA, {"id": 1})] == [
+        (d.pointer, d.kind, d.shadow) for d in extra.differences
+    ]
+
+
+def test_byte_order_mark_is_skipped() -> None:
+    """A UTF-8 byte order mark before the JSON does not make it unparseable."""
+    raw = orjson.dumps(title_document())
+    assert Verdict.MATCH == run(response(raw=raw), response(raw=b"\xef\xbb\xbf" + raw)).verdict
