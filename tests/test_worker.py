@@ -1,0 +1,306 @@
+"""The worker against a real Redis and a real SQLite store: each exchange compared and stored once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from shadowproxy.model import Verdict
+from shadowproxy.queue import RedisStream, StreamPublisher, encode_exchange
+from shadowproxy.rules.ruleset import DEFAULT_RULES
+from shadowproxy.settings import HostPort, Settings
+from shadowproxy.store import open_store
+from shadowproxy.store.contract import Store
+from shadowproxy.tasks import TaskSet
+from shadowproxy.worker import Worker, WorkerSettings, WorkerStartupError, open_worker
+from tests.queue.traffic import eventually, expected_verdicts, exchanges
+from tests.servers import RedisServer, free_port
+
+STREAM = "test:exchanges"
+GROUP = "workers"
+
+
+def settings_for(redis: RedisServer, tmp_path: Path, **overrides: Any) -> WorkerSettings:
+    base_fields = {k: overrides.pop(k) for k in list(overrides) if k in Settings.__slots__}
+    base = Settings(queue=redis.url, store=f"sqlite:///{tmp_path / 'store.db'}", **base_fields)
+    values: dict[str, Any] = {
+        "stream": STREAM, "group": GROUP, "consumer": "w1", "batch": 20, "block": 0.1,
+        "claim_idle": 30.0,
+    }
+    values.update(overrides)
+    return WorkerSettings(base=base, **values)
+
+
+@asynccontextmanager
+async def working(settings: WorkerSettings) -> AsyncIterator[Worker]:
+    """A worker running in this process until the block ends (then stopped as SIGTERM would)."""
+    stop = asyncio.Event()
+    tasks = TaskSet("test-worker")
+    async with open_worker(settings) as worker:
+        tasks.spawn(worker.run(stop))
+        try:
+            yield worker
+        finally:
+            stop.set()
+            assert 0 == await tasks.wait(15)
+            await tasks.aclose()
+
+
+async def publish(redis: RedisServer, count: int, *, start: int = 0) -> None:
+    publisher = StreamPublisher(redis.url, stream=STREAM)
+    await publisher.start()
+    for exchange in exchanges(count, start=start):
+        publisher.submit(exchange, DEFAULT_RULES, "proxy-rules")
+    assert 0 == await publisher.aclose(10)
+
+
+@asynccontextmanager
+async def opened_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.aopen()
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def verdict_totals(store: Store) -> dict[Verdict, int]:
+    totals = {verdict: 0 for verdict in Verdict}
+    for row in await store.summary():
+        totals[Verdict.MATCH] += row.matches
+        totals[Verdict.MISMATCH] += row.mismatches
+        totals[Verdict.SHADOW_ERROR] += row.shadow_errors
+        totals[Verdict.SKIPPED] += row.skipped
+    return {verdict: n for verdict, n in totals.items() if n}
+
+
+async def stored_ids(store: Store) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = await store.mismatches(cursor=cursor, limit=200)
+        ids.extend(record.id for record in page.items)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+class StoreLock:
+    """Another writer holding the SQLite write lock: the store is there but every write fails."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self._conn.execute("ROLLBACK")
+        self._conn.close()
+
+
+async def all_acked(worker: Worker, stream: RedisStream, count: int) -> bool:
+    """The worker acknowledged ``count`` entries and none is left pending in the group."""
+    return worker.stats().acked == count and (await stream.pending(GROUP)).total == 0
+
+
+@pytest.fixture
+async def stream(redis_server: RedisServer) -> AsyncIterator[RedisStream]:
+    stream = RedisStream(redis_server.url, STREAM)
+    yield stream
+    await stream.aclose()
+
+
+async def test_every_exchange_is_compared_and_stored_once(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """60 published exchanges: all compared with the right verdicts, counted once, mismatches and
+    shadow errors stored once each, every entry acknowledged."""
+    await publish(redis_server, 60)
+    async with working(settings_for(redis_server, tmp_path)) as worker:
+
+        async def done() -> bool:
+            return worker.stats().acked == 60
+
+        await eventually(done)
+    stats = worker.stats()
+    assert (60, 60, 60, 0) == (stats.read, stats.compared, stats.written, stats.store_errors)
+    assert 0 == (await stream.pending(GROUP)).total
+    async with opened_store(tmp_path) as store:
+        assert dict(expected_verdicts(60)) == await verdict_totals(store)
+        ids = await stored_ids(store)
+    assert 40 == len(ids) == len(set(ids))
+
+
+async def test_the_same_exchange_twice_is_stored_once(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """A publisher retry can append an exchange again: the second copy is compared, acknowledged,
+    and changes nothing in the store."""
+    sent = exchanges(30)
+    entries = [encode_exchange(exchange, "v") for exchange in sent]
+    await stream.append(entries, maxlen=1000)
+    await stream.append(entries, maxlen=1000)
+    async with working(settings_for(redis_server, tmp_path)) as worker:
+
+        async def done() -> bool:
+            return worker.stats().acked == 60
+
+        await eventually(done)
+    async with opened_store(tmp_path) as store:
+        assert dict(expected_verdicts(30)) == await verdict_totals(store)
+        ids = await stored_ids(store)
+    assert 20 == len(ids) == len(set(ids))
+
+
+async def test_store_down_keeps_entries_pending_until_it_is_back(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """While the store refuses writes nothing is acknowledged and the worker keeps retrying; once
+    the store accepts again, everything is stored and acknowledged."""
+    async with opened_store(tmp_path):
+        pass  # the schema exists before the lock is taken
+    await publish(redis_server, 15)
+    lock = StoreLock(tmp_path / "store.db")
+    async with working(settings_for(redis_server, tmp_path, batch=50)) as worker:
+
+        async def failing() -> bool:
+            return worker.stats().store_errors > 0
+
+        await eventually(failing, timeout=30)
+        assert 15 == (await stream.pending(GROUP)).total
+        assert (0, False) == (worker.stats().acked, worker.stats().store_up)
+        lock.release()
+
+        async def caught_up() -> bool:
+            return await all_acked(worker, stream, 15)
+
+        await eventually(caught_up, timeout=30)
+    assert worker.stats().store_up
+    async with opened_store(tmp_path) as store:
+        assert dict(expected_verdicts(15)) == await verdict_totals(store)
+
+
+async def test_a_dead_workers_pending_entries_are_claimed(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """Entries read by a consumer that never acknowledged them are taken over after claim_idle
+    and stored; nothing lost, nothing doubled."""
+    await publish(redis_server, 25)
+    await stream.ensure_group(GROUP)
+    taken = await stream.read(GROUP, "dead", count=10, block=0.1)
+    assert 10 == len(taken)
+    settings = settings_for(redis_server, tmp_path, consumer="alive", claim_idle=0.2)
+    async with working(settings) as worker:
+
+        async def done() -> bool:
+            return await all_acked(worker, stream, 25)
+
+        await eventually(done)
+    assert (15, 10) == (worker.stats().read, worker.stats().claimed)
+    async with opened_store(tmp_path) as store:
+        assert dict(expected_verdicts(25)) == await verdict_totals(store)
+        assert 17 == len(set(await stored_ids(store)))
+
+
+async def test_a_restarted_worker_resumes_its_own_pending_at_once(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """Same consumer name after a crash: its unacknowledged entries are processed first, without
+    waiting for claim_idle."""
+    await publish(redis_server, 12)
+    await stream.ensure_group(GROUP)
+    await stream.read(GROUP, "w1", count=5, block=0.1)
+    async with working(settings_for(redis_server, tmp_path, claim_idle=3600)) as worker:
+
+        async def done() -> bool:
+            return await all_acked(worker, stream, 12)
+
+        await eventually(done)
+    assert (7, 5) == (worker.stats().read, worker.stats().claimed)
+
+
+async def test_undecodable_entries_are_dropped_and_counted(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """An entry from a newer proxy or a stray writer is acknowledged and counted, and does not
+    hold up the exchanges around it."""
+    await stream.append([encode_exchange(exchanges(1)[0], "v")], maxlen=100)
+    await stream.append([{"v": b"9", "exchange": b"{}"}, {"junk": b"yes"}], maxlen=100)
+    await stream.append([encode_exchange(exchanges(1, start=1)[0], "v")], maxlen=100)
+    async with working(settings_for(redis_server, tmp_path)) as worker:
+
+        async def done() -> bool:
+            return await all_acked(worker, stream, 4)
+
+        await eventually(done)
+    assert (2, 2) == (worker.stats().undecodable, worker.stats().written)
+
+
+async def test_the_workers_rules_decide_and_the_proxys_endpoint_name_stays(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Comparisons run under the worker's rule file, resolved by method and path (here it ignores
+    the fields the shadow gets wrong); the endpoint keeps the proxy's name; a ruleset version
+    unlike the proxy's is counted."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\n"
+        "endpoints:\n"
+        "  - name: titles.one\n"
+        "    match: {method: GET, path: /api/v1/title}\n"
+        "    ignore: [/rating, /genres]\n",
+        encoding="utf-8",
+    )
+    await publish(redis_server, 1)
+    async with working(settings_for(redis_server, tmp_path, rules=rules)) as worker:
+
+        async def done() -> bool:
+            return worker.stats().acked == 1
+
+        await eventually(done)
+    assert 1 == worker.stats().rules_differ
+    async with opened_store(tmp_path) as store:
+        summary = await store.summary()
+    assert [("GET /api/v1/title", 1, 0)] == [
+        (row.endpoint, row.matches, row.mismatches) for row in summary
+    ]
+
+
+async def test_metrics_are_served_and_count_comparisons(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """/metrics counts comparisons by endpoint and verdict; /healthz says both ends are up."""
+    await publish(redis_server, 6)
+    port = free_port()
+    settings = settings_for(redis_server, tmp_path, metrics_listen=HostPort("127.0.0.1", port))
+    async with working(settings) as worker, aiohttp.ClientSession() as session:
+
+        async def done() -> bool:
+            return worker.stats().acked == 6
+
+        await eventually(done)
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            health = await response.json()
+    assert (
+        'shadowproxy_comparisons_total{endpoint="GET /api/v1/title",verdict="mismatch"} 2.0'
+        in text
+    )
+    assert 'shadowproxy_worker_acked_entries_total 6.0' in text
+    assert {"ok": True, "queue_up": True, "store_up": True, "last_error": None} == health
+
+
+async def test_bad_rules_fail_at_start_up(redis_server: RedisServer, tmp_path: Path) -> None:
+    """An invalid rule file stops the worker before it reads anything, naming the file."""
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: 1\nendpoints: 7\n", encoding="utf-8")
+    with pytest.raises(WorkerStartupError, match="bad.yaml"):
+        async with open_worker(settings_for(redis_server, tmp_path, rules=rules)):
+            pass
