@@ -32,9 +32,9 @@ def setup_control_api(app: web.Application, plane: ControlPlane) -> None:
     app[CONTROL_PLANE] = plane
     app.router.add_get("/api/v1/control", _get)
     app.router.add_put("/api/v1/control", _put)
-    # ``.+``: endpoint names are path templates such as "GET /titles/{id}" (sent URL-encoded).
-    app.router.add_put("/api/v1/control/endpoints/{endpoint:.+}", _put_endpoint)
-    app.router.add_delete("/api/v1/control/endpoints/{endpoint:.+}", _delete_endpoint)
+    # Any character, slashes too: names are templates like "GET /titles/{id}" (sent URL-encoded).
+    app.router.add_put(r"/api/v1/control/endpoints/{endpoint:[\s\S]+}", _put_endpoint)
+    app.router.add_delete(r"/api/v1/control/endpoints/{endpoint:[\s\S]+}", _delete_endpoint)
 
 
 def control_view(plane: ControlPlane, switches: Switches | None = None) -> dict[str, Any]:

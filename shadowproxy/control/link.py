@@ -13,7 +13,9 @@ callers handle one exception. Commands are not retried here: the callers have th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -124,15 +126,16 @@ class RedisLink:
             raw = await self._client.get(self.state_key)
         return None if raw is None else _as_bytes(raw)
 
-    async def update(self, transform: Callable[[bytes | None], bytes], attempts: int = 20) -> bytes:
+    async def update(self, transform: Callable[[bytes | None], bytes], attempts: int = 50) -> bytes:
         """Replace the state by ``transform(stored)`` atomically, publish it, return it.
 
-        Optimistic (WATCH/MULTI): a concurrent writer makes this attempt again on the new state.
-        Exceptions from ``transform`` propagate unchanged (nothing is written).
+        Optimistic (WATCH/MULTI): when another writer got in first, wait a random moment (growing
+        with each try, so writers spread out) and transform the new state. Exceptions from
+        ``transform`` propagate unchanged (nothing is written).
         """
         with _errors("redis update"):
             async with self._client.pipeline(transaction=True) as pipe:
-                for _ in range(attempts):
+                for attempt in range(attempts):
                     try:
                         await pipe.watch(self.state_key)
                         stored = await pipe.get(self.state_key)
@@ -142,6 +145,7 @@ class RedisLink:
                         pipe.publish(self.channel, new)
                         await pipe.execute()
                     except WatchError:
+                        await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                         continue
                     return new
         raise LinkError(f"redis update: {attempts} concurrent writers in a row, gave up")

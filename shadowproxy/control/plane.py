@@ -223,26 +223,24 @@ class ControlPlane:
         """Read the full state; seed Redis with ours if it has none; adopt what it holds."""
         assert self._link is not None
         raw = await self._link.read()
+        state: Switches | None = None
         if raw is None:
-            if self.current.version > 0:
-                seeded = await self._link.seed(self.current.to_json())
-                if seeded:
-                    log.info(
-                        "control plane: Redis had no state; wrote back version %d",
-                        self.current.version,
-                    )
-            self._synced_now(readable=True)
-            return
-        state = self._decode(raw)
-        if state is not None and state.version < self.current.version:
-            # Either a newer change was published while this read was in flight (read again to
-            # see it), or Redis was reset and rewritten: then the stored state wins.
-            again = await self._link.read()
-            state = None if again is None else self._decode(again)
-        if state is not None:
-            self._take(state)
+            if self.current.version > 0 and await self._link.seed(self.current.to_json()):
+                log.info(
+                    "control plane: Redis had no state; wrote back version %d",
+                    self.current.version,
+                )
+        else:
+            state = self._decode(raw)
+            if state is not None and state.version < self.current.version:
+                # Either a newer change was published while this read was in flight (read again
+                # to see it), or Redis was reset and rewritten: then the stored state wins.
+                again = await self._link.read()
+                state = None if again is None else self._decode(again)
+            if state is not None:
+                self._take(state)
         self.fleet_size = max(1, await self._link.listeners())
-        self._synced_now(readable=state is not None)
+        self._synced_now(readable=raw is None or state is not None)
 
     def _take_published(self, raw: bytes) -> None:
         state = self._decode(raw)
