@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from shadowproxy.model import Exchange, Verdict
 from tests.factories import make_comparison, make_request
