@@ -198,15 +198,22 @@ class ControlPlane:
                     delay = RETRY_MIN
                     await self._listen(subscription)
             except LinkError as exc:
-                if self.connected or self.last_error != str(exc):
-                    log.warning("control plane: Redis unreachable, keeping last state: %s", exc)
-                if self.connected:
-                    self.disconnects += 1
-                self.connected = False
-                self.last_error = str(exc)
+                self._lost(str(exc))
+            except Exception as exc:
+                # A bug must not leave the plane claiming to follow Redis while it does not.
+                log.exception("control plane: sync failed")
+                self._lost(f"sync failed: {exc!r}")
             # Jitter: a fleet that lost Redis together should not reconnect in lockstep.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.retry_max)
+
+    def _lost(self, error: str) -> None:
+        if self.connected or self.last_error != error:
+            log.warning("control plane: Redis unreachable, keeping last state: %s", error)
+        if self.connected:
+            self.disconnects += 1
+        self.connected = False
+        self.last_error = error
 
     async def _listen(self, subscription: Subscription) -> None:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from types import MappingProxyType
@@ -233,3 +236,26 @@ async def test_fleet_size_counts_proxies_listening(
 
     await wait_for(lambda: one.fleet_size == 3)
     assert 3 == await one.listeners()
+
+
+async def test_hung_redis_is_noticed_and_never_blocks_a_shadow_call(
+    redis_server: RedisServer, planes: StartPlane
+) -> None:
+    """Redis frozen (accepts connections, never answers): the plane reports it disconnected
+    after its timeout and the rate cap decides locally, each take() bounded by the refill
+    timeout. Unfrozen, the plane reconnects."""
+    plane = await planes(redis_server.url, resync_interval=0.3, timeout=0.5, shadow_rps=1000.0)
+    assert redis_server.process is not None
+    pid = redis_server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        took = await plane.rate_cap.take()
+        assert took
+        assert time.monotonic() - started < 3.0
+        await wait_for(lambda: not plane.connected)
+        assert [True] * 5 == [await plane.rate_cap.take() for _ in range(5)]
+        assert plane.rate_cap.local_decisions > 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await wait_for(lambda: plane.connected)
