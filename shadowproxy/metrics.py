@@ -14,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -115,6 +121,7 @@ class Metrics:
         )
         self._probes = _Probes()
         r.register(self._probes)
+        ProcessCollector(registry=r)  # RSS, open fds, CPU: what a soak test watches
 
     # --- events ---------------------------------------------------------------------------------
 

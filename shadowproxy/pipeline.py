@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from shadowproxy.metrics import Metrics
-from shadowproxy.model import Comparison, Exchange, SkipReason, Verdict
+from shadowproxy.model import CapturedResponse, Comparison, Exchange, SkipReason, Verdict
 from shadowproxy.rules import EndpointRules
 from shadowproxy.store.redaction import RedactionPolicy
 from shadowproxy.tasks import TaskSet
@@ -44,6 +44,16 @@ class Job:
     exchange: Exchange
     rules: EndpointRules
     ruleset_version: str
+    size: int = 0
+    """Body bytes the exchange holds, for the queue's byte budget."""
+
+
+def _body_bytes(exchange: Exchange) -> int:
+    size = len(exchange.request.body)
+    for outcome in (exchange.primary, exchange.shadow):
+        if isinstance(outcome, CapturedResponse):
+            size += len(outcome.body)
+    return size
 
 
 def compare_and_redact(job: Job, policy: RedactionPolicy) -> Comparison:
@@ -66,8 +76,12 @@ class Pipeline:
         sinks: Sequence[Sink],
         redaction: RedactionPolicy,
         metrics: Metrics,
+        queue_bytes: int = 0,
     ) -> None:
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
+        self._queue_bytes = queue_bytes
+        self.queued_bytes = 0
+        """Body bytes held by queued and in-progress exchanges (bounded by ``queue_bytes``)."""
         self._comparators = comparators
         self._sinks = tuple(sinks)
         self._redaction = redaction
@@ -80,20 +94,31 @@ class Pipeline:
         self.crashed = 0
         metrics.gauge("queue_depth", "Exchanges waiting for a comparator.", self._queue.qsize)
         metrics.gauge("comparisons_in_progress", "Exchanges being compared.", lambda: self.busy)
+        metrics.gauge(
+            "queue_bytes", "Body bytes held by queued exchanges.", lambda: self.queued_bytes
+        )
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
-        """Queue an exchange for comparison; ``False`` (and counted) when the queue is full."""
+        """Queue an exchange for comparison; ``False`` (and counted) when the queue is full,
+        by count or by the bytes its bodies hold."""
+        size = _body_bytes(exchange)
+        if self._queue_bytes and self.queued_bytes + size > self._queue_bytes:
+            return self._drop(exchange)
         try:
-            self._queue.put_nowait(Job(exchange, rules, ruleset_version))
+            self._queue.put_nowait(Job(exchange, rules, ruleset_version, size))
         except asyncio.QueueFull:
-            self.dropped += 1
-            self._metrics.skip(exchange.endpoint, SkipReason.QUEUE_FULL)
-            return False
+            return self._drop(exchange)
+        self.queued_bytes += size
         return True
+
+    def _drop(self, exchange: Exchange) -> bool:
+        self.dropped += 1
+        self._metrics.skip(exchange.endpoint, SkipReason.QUEUE_FULL)
+        return False
 
     async def start(self) -> None:
         self._pool = self._new_pool()
@@ -119,6 +144,7 @@ class Pipeline:
                 self._emit(comparison)
             finally:
                 self.busy -= 1
+                self.queued_bytes -= job.size
                 self._queue.task_done()
 
     async def _compare(self, loop: asyncio.AbstractEventLoop, job: Job) -> Comparison:

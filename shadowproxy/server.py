@@ -97,6 +97,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         queue_size=settings.queue_size,
         comparators=settings.comparators,
         sinks=(metrics.consume, writer.submit),
+        queue_bytes=settings.queue_bytes_max,
         redaction=RedactionPolicy.build(
             headers=settings.redact_headers,
             query=settings.redact_query,
@@ -106,6 +107,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     )
     _watch_writer(metrics, writer)
     _watch_rules(metrics, rules)
+    metrics.gauge(
+        "asyncio_tasks", "Tasks alive on the serving event loop.", lambda: len(asyncio.all_tasks())
+    )
     background = TaskSet("runtime")
     await writer.start()
     try:

@@ -57,8 +57,9 @@ class Settings:
     shadow_max_in_flight: int = 256
     mirror_body_max: int = 1024 * 1024
     request_body_max: int = 100 * 1024 * 1024
-    capture_max: int = 8 * 1024 * 1024
+    capture_max: int = 4 * 1024 * 1024
     queue_size: int = 1000
+    queue_bytes_max: int = 128 * 1024 * 1024
     comparators: int = 1
     shadow_header: str = "X-Shadow-Request"
     tls_verify: bool = True
@@ -273,7 +274,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "capture_max",
         parse_size,
-        "Largest response body kept for comparison (default 8M); larger ones are skipped "
+        "Largest response body kept for comparison (default 4M); larger ones are skipped "
         "as too large.",
         "SIZE",
     ),
@@ -283,6 +284,13 @@ OPTIONS: tuple[Option, ...] = (
         "Exchanges waiting for the comparator; when full, new ones are dropped and counted "
         "(default 1000).",
         "N",
+    ),
+    Option(
+        "queue_bytes_max",
+        parse_size,
+        "Body bytes the comparator queue may hold (default 128M); past it, exchanges are "
+        "dropped and counted as queue_full.",
+        "SIZE",
     ),
     Option("comparators", _positive(int), "Comparator worker processes (default 1).", "N"),
     Option(

@@ -241,3 +241,20 @@ async def test_shadow_gets_the_query_string_as_sent(
     assert [] == list(page.items)
     text = await metrics(client, running)
     assert 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"} 1.0' in text
+
+
+async def test_queue_byte_budget_drops_and_counts(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Exchanges whose bodies would push the queue past its byte budget are dropped, counted."""
+    big = {"list": [{**TITLE, "id": i, "description": "Описание " * 400} for i in range(100)]}
+    running = await proxy(
+        await upstream(backend(big)), await upstream(backend(big)), queue_bytes_max=1024
+    )
+    status, _, _ = await timed_get(client, running.traffic_url + "/v3/title")
+    assert 200 == status
+    assert await running.drain(10)
+    text = await metrics(client, running)
+    assert 1.0 == _sample(
+        text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
+    )
