@@ -52,11 +52,14 @@ class ControlPlane:
         sample: float = 100.0,
         shadow_rps: float = 0.0,
         namespace: str = DEFAULT_NAMESPACE,
+        processes: int = 1,
         resync_interval: float = 5.0,
         retry_max: float = 2.0,
         timeout: float = 2.0,
     ) -> None:
         self.url = url
+        self.processes = max(1, processes)
+        """Serving processes on this machine (``--workers``): the local fallback bucket's share."""
         self.sample = sample
         """The ``--sample`` setting (shown beside an override)."""
         self.shadow_rps = shadow_rps
@@ -83,16 +86,22 @@ class ControlPlane:
             rate=self.rate,
             link=self._link,
             remote_ok=lambda: self.connected,
-            fleet_size=lambda: self.fleet_size,
+            fleet_size=lambda: max(self.fleet_size, self.processes),
         )
         """Fleet-wide cap on shadow calls: ``await plane.rate_cap.take()`` in the shadow task."""
         self._tasks = TaskSet("control")
         self._synced = asyncio.Event()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ControlPlane:
-        """A plane for ``--control`` (empty: local mode), ``--sample`` and ``--shadow-rps``."""
-        return cls(settings.control, sample=settings.sample, shadow_rps=settings.shadow_rps)
+    def from_settings(cls, settings: Settings, *, processes: int = 1) -> ControlPlane:
+        """A plane for ``--control`` (empty: local mode), ``--sample`` and ``--shadow-rps``;
+        ``processes`` = the ``--workers`` count when this is one of several serving processes."""
+        return cls(
+            settings.control,
+            sample=settings.sample,
+            shadow_rps=settings.shadow_rps,
+            processes=processes,
+        )
 
     @property
     def mode(self) -> str:
@@ -290,9 +299,11 @@ def _iso(stamp: float | None) -> str | None:
 
 
 @asynccontextmanager
-async def open_control_plane(settings: Settings) -> AsyncIterator[ControlPlane]:
+async def open_control_plane(
+    settings: Settings, *, processes: int = 1
+) -> AsyncIterator[ControlPlane]:
     """A started plane for these settings, closed on exit (for the runtime's exit stack)."""
-    plane = ControlPlane.from_settings(settings)
+    plane = ControlPlane.from_settings(settings, processes=processes)
     await plane.start()
     try:
         yield plane

@@ -155,3 +155,12 @@ async def test_redis_down_falls_back_to_the_local_bucket(
 
     assert plane.rate_cap.local_decisions > 0
     assert 1 <= granted <= 10.0 * elapsed + 10.0
+
+
+async def test_local_mode_splits_the_cap_over_serving_processes() -> None:
+    """Local mode with --workers 4 and a cap of 8/s: this process allows its 2/s share."""
+    plane = ControlPlane("", shadow_rps=8.0, processes=4)
+
+    results = [await plane.rate_cap.take() for _ in range(10)]
+
+    assert [True, True] + [False] * 8 == results
