@@ -61,15 +61,34 @@ from aiohttp import web
 
 from shadowproxy.demo.catalogue import Catalogue, Document, Title, build_catalogue
 
-PLANTED: Mapping[str, str] = {
-    "genres": "genres in storage order on titles whose rows are not stored sorted",
-    "search id": "id sent as a string in /v3/title/search results",
-    "rating": "rating rounded half-even (and 6.0 printed with its decimal point)",
-    "announce": "announce omitted when null",
-    "names.jp": "extra names.jp where the Japanese title is known",
-    "schedule": "/v3/title/schedule answers about 300 ms late",
-    "updates": "/v3/title/updates answers 500 from page 3 on",
-}
+
+@dataclass(frozen=True, slots=True)
+class Planted:
+    """One deliberate difference of the rewrite, and how a comparison run shows it."""
+
+    description: str
+    field: str = ""
+    """A path template fragment the stored differences carry (``/names/jp``); empty when the
+    difference shows elsewhere."""
+    kind: str = ""
+    """The difference kind expected at ``field`` (empty: any)."""
+    endpoint: str = ""
+    """A fragment of the endpoint it shows on (``search``), matching rule names and templates."""
+    shadow_error: bool = False
+    """Shows as shadow errors on ``endpoint``."""
+    slow: bool = False
+    """Shows as shadow latency on ``endpoint``."""
+
+
+PLANTED: tuple[Planted, ...] = (
+    Planted("genres in storage order on titles whose rows are not stored sorted", "/genres/*"),
+    Planted("id sent as a string in /v3/title/search results", "/list/*/id", "type", "search"),
+    Planted("rating rounded half-even (and 6.0 printed with its decimal point)", "/rating"),
+    Planted("announce omitted when null", "/announce", "missing"),
+    Planted("extra names.jp where the Japanese title is known", "/names/jp", "extra"),
+    Planted("/v3/title/schedule answers about 300 ms late", endpoint="schedule", slow=True),
+    Planted("/v3/title/updates answers 500 from page 3 on", endpoint="updates", shadow_error=True),
+)
 """The rewrite's deliberate differences, for the demo's summary and its tests."""
 
 VOLATILE: tuple[str, ...] = ("in_favorites", "updated", "pagination.took_ms")

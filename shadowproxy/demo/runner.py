@@ -46,6 +46,8 @@ DEFAULT_ADMIN_LISTEN = HostPort("127.0.0.1", 9090)
 
 _DRAIN_TIMEOUT = 10.0
 _TOP_FIELDS = 3
+_SLOW_MS = 250.0
+"""A shadow p50 past this marks the planted slow endpoint as seen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,27 @@ async def _summary_table(proxy: RunningProxy, since: float) -> list[str]:
     return lines
 
 
+async def _planted_report(proxy: RunningProxy, since: float) -> list[str]:
+    """Each planted difference, marked by whether this run's comparisons show it."""
+    summaries = await proxy.store.summary(since=since)
+    fields = await proxy.store.fields(since=since)
+    lines = ["planted in the rewrite (seen: reported above; accepted: the rule file excuses it):"]
+    for planted in PLANTED:
+        rows = [s for s in summaries if planted.endpoint in s.endpoint]
+        if planted.slow:
+            seen = any(s.shadow_latency_ms[0] >= _SLOW_MS for s in rows)
+        elif planted.shadow_error:
+            seen = any(s.shadow_errors for s in rows)
+        else:
+            seen = any(
+                planted.field in f.template and planted.kind in f.kind
+                and planted.endpoint in f.endpoint
+                for f in fields
+            )
+        lines.append(f"  {'seen    ' if seen else 'accepted'}  {planted.description}")
+    return lines
+
+
 async def run_demo(
     options: DemoOptions, out: TextIO = sys.stdout, stop: asyncio.Event | None = None
 ) -> int:
@@ -233,9 +256,8 @@ async def run_demo(
                 for line in await _summary_table(proxy, since):
                     say(line)
                 say()
-                say("planted in the rewrite:")
-                for what in PLANTED.values():
-                    say(f"  - {what}")
+                for line in await _planted_report(proxy, since):
+                    say(line)
                 say()
                 say(f"dashboard  {proxy.admin_url}/")
                 say(f"API        {proxy.admin_url}/api/v1/summary")

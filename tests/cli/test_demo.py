@@ -72,7 +72,9 @@ def test_demo_runs_for_its_duration_and_prints_the_planted_differences(tmp_path:
     rows = summary_rows(result.stdout)
     assert {"title.by_id", "titles.list", "titles.search", "titles.schedule", "titles.updates",
             "genres", "years"} <= set(rows)
-    assert "/names/jp (extra)" in rows["title.by_id"].fields
+    for planted in ("extra names.jp", "id sent as a string", "/v3/title/updates answers 500",
+                    "/v3/title/schedule answers about 300 ms late"):
+        assert re.search(rf"^  seen +{re.escape(planted)}", result.stdout, re.MULTILINE), planted
     assert "/list/*/id (type)" in rows["titles.search"].fields
     assert rows["titles.updates"].shadow_errors >= 1
     assert rows["titles.schedule"].shadow_p50_ms >= 200  # the planted 300 ms

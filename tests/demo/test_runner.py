@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from shadowproxy.demo.backends import PLANTED
 from shadowproxy.demo.catalogue import build_catalogue
 from shadowproxy.demo.runner import DemoOptions, _port_or_any, packaged_rules, run_demo
 from shadowproxy.demo.traffic import request_mix
@@ -99,7 +100,8 @@ async def test_the_store_holds_exactly_the_planted_differences(tmp_path: Path) -
     assert "GET /v3/genres" not in fields
     assert "GET /v3/years" not in fields
     text = out.getvalue()
-    assert "total: " in text
+    assert len(PLANTED) == len(re.findall(r"^  seen {4}", text, re.MULTILINE))
+    assert not re.search(r"^  accepted", text, re.MULTILINE)
     assert text.rstrip().endswith("demo stopped")
 
 
