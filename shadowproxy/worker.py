@@ -40,6 +40,7 @@ from shadowproxy.model import Comparison, Headers, Verdict
 from shadowproxy.pipeline import Job, compare_and_redact
 from shadowproxy.queue import (
     DEFAULT_STREAM,
+    GroupMissingError,
     QueueCodecError,
     QueuedExchange,
     QueueError,
@@ -194,13 +195,13 @@ class Worker:
         """Work until ``stop`` is set; the batch in hand is finished (written, acknowledged)."""
         s = self.settings
         loop = asyncio.get_running_loop()
-        own_pending_done = False
+        joined = False
         next_claim = loop.time()
         while not stop.is_set():
             try:
-                if not own_pending_done:
+                if not joined:
                     await self._stream.ensure_group(s.group)
-                    own_pending_done = await self._resume_own(stop)
+                    joined = await self._resume_own(stop)
                     continue
                 if loop.time() >= next_claim:
                     await self._claim_pass(stop)
@@ -209,6 +210,11 @@ class Worker:
                 entries = await self._stream.read(
                     s.group, s.consumer, count=s.batch, block=s.block
                 )
+            except GroupMissingError as exc:
+                # Redis came back empty (no persistence, or a failover): join again.
+                self._queue_failed(exc)
+                joined = False
+                continue
             except QueueError as exc:
                 self._queue_failed(exc)
                 await _sleep_unless(stop, 0.5)

@@ -214,3 +214,33 @@ async def test_bad_rules_fail_at_start_up(redis_server: RedisServer, tmp_path: P
     with pytest.raises(WorkerStartupError, match=r"bad\.yaml"):
         async with open_worker(settings_for(redis_server, tmp_path, rules=rules)):
             pass
+
+
+async def test_redis_restarted_empty_the_worker_joins_again(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """Redis goes away and comes back without its data (no persistence): the worker says Redis
+    was down, recreates its group, and compares what proxies publish afterwards."""
+    await publish(redis_server, 6)
+    async with working(settings_for(redis_server, tmp_path)) as worker:
+
+        async def first_done() -> bool:
+            return worker.stats().acked == 6
+
+        await eventually(first_done)
+        redis_server.stop()
+
+        async def noticed() -> bool:
+            return not worker.stats().queue_up
+
+        await eventually(noticed)
+        redis_server.start()
+        await publish(redis_server, 6, start=6)
+
+        async def second_done() -> bool:
+            return worker.stats().acked == 12
+
+        await eventually(second_done)
+        assert worker.stats().queue_up
+    async with opened_store(tmp_path) as store:
+        assert dict(expected_verdicts(12)) == await verdict_totals(store)

@@ -19,11 +19,18 @@ from shadowproxy.queue.codec import (
     encode_exchange,
 )
 from shadowproxy.queue.publisher import PublisherStats, StreamPublisher
-from shadowproxy.queue.stream import DEFAULT_STREAM, QueueError, RedisStream, StreamEntry
+from shadowproxy.queue.stream import (
+    DEFAULT_STREAM,
+    GroupMissingError,
+    QueueError,
+    RedisStream,
+    StreamEntry,
+)
 
 __all__ = [
     "DEFAULT_STREAM",
     "FORMAT",
+    "GroupMissingError",
     "PublisherStats",
     "QueueCodecError",
     "QueueError",

@@ -29,6 +29,17 @@ class QueueError(Exception):
     """Redis is unreachable or refused a command; the message says which."""
 
 
+class GroupMissingError(QueueError):
+    """The consumer group (or the stream) does not exist: Redis restarted empty or failed over to a
+    replica without it. :meth:`RedisStream.ensure_group` brings it back."""
+
+
+def _failure(command: str, exc: RedisError) -> QueueError:
+    if isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP"):
+        return GroupMissingError(f"{command}: {exc}")
+    return QueueError(f"{command}: {exc}")
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
     """One entry as a consumer sees it."""
@@ -149,7 +160,7 @@ class RedisStream:
                 block=None if own_pending else max(1, int(block * 1000)),
             )
         except RedisError as exc:
-            raise QueueError(f"XREADGROUP {self.name} {group}: {exc}") from None
+            raise _failure(f"XREADGROUP {self.name} {group}", exc) from None
         if not reply:
             return ()
         entries: list[StreamEntry] = []
@@ -167,7 +178,7 @@ class RedisStream:
                 self.name, group, consumer, int(min_idle * 1000), cursor, count=count
             )
         except RedisError as exc:
-            raise QueueError(f"XAUTOCLAIM {self.name} {group}: {exc}") from None
+            raise _failure(f"XAUTOCLAIM {self.name} {group}", exc) from None
         next_cursor = _text(reply[0])
         deleted = tuple(_text(i) for i in reply[2]) if len(reply) > 2 else ()
         return Claimed(next_cursor, _entries(reply[1]), deleted)
@@ -186,6 +197,6 @@ class RedisStream:
         try:
             reply = await self._client.xpending(self.name, group)
         except RedisError as exc:
-            raise QueueError(f"XPENDING {self.name} {group}: {exc}") from None
+            raise _failure(f"XPENDING {self.name} {group}", exc) from None
         by_consumer = {_text(c["name"]): int(c["pending"]) for c in reply.get("consumers") or ()}
         return Pending(int(reply.get("pending") or 0), by_consumer)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shadowproxy.queue import QueueError, RedisStream, encode_exchange
+from shadowproxy.queue import GroupMissingError, QueueError, RedisStream, encode_exchange
 from tests.queue.traffic import exchanges
 from tests.servers import RedisServer
 
@@ -104,3 +104,12 @@ async def test_redis_down_is_a_queue_error(redis_server: RedisServer) -> None:
             await stream.ensure_group("workers")
     finally:
         await stream.aclose()
+
+
+async def test_a_missing_group_is_its_own_error(stream: RedisStream) -> None:
+    """Reading from a group Redis does not have (it restarted empty) raises GroupMissingError, so
+    a worker knows to create the group again rather than wait."""
+    with pytest.raises(GroupMissingError):
+        await stream.read("workers", "w1", count=1, block=0.1)
+    await stream.ensure_group("workers")
+    assert () == await stream.read("workers", "w1", count=1, block=0.1)
