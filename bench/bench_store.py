@@ -10,9 +10,11 @@ For each engine it measures, in the same run:
   engine's plainest bulk call (sqlite3 ``executemany`` in one transaction per batch; PyMongo
   ``insert_many``): the floor any store design pays for that engine on this machine.
 
-Two workloads: ``all-mismatch`` (every comparison a mismatch, each stored in full: the worst
-case) and ``production-mix`` (90 % match, 8 % mismatch in 40 groups, 2 % shadow error).
-MongoDB is secantusdb started in-process (a Python server: slower than mongod, so a lower bound).
+Two workloads, both over 8 endpoints and 40 mismatch groups: ``all-mismatch`` (every comparison a
+mismatch, each stored in full: the worst case) and ``production-mix`` (90 % match, 8 % mismatch,
+2 % shadow error).
+MongoDB is secantusdb (``secantusd-py``) in its own process: a MongoDB-wire server written in
+Python, far slower per document than mongod, so its figures are a lower bound.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import asyncio
 import os
 import platform
 import random
+import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,14 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import AsyncMongoClient
-from secantus.server import SecantusDBServer
 
 from shadowproxy.model import Comparison, Difference, DiffKind, Verdict
 from shadowproxy.store import document, open_store
 from shadowproxy.store.writer import StoreWriter
 from tests.factories import make_comparison, make_response, title_document
-
-BATCH = 200
 
 
 def workload(kind: str, count: int, seed: int = 7) -> list[Comparison]:
@@ -65,28 +66,27 @@ def workload(kind: str, count: int, seed: int = 7) -> list[Comparison]:
             verdict=verdict, received_at=at, primary=primary,
             shadow=shadow if verdict is Verdict.MISMATCH else None,
             differences=diffs if verdict is Verdict.MISMATCH else (),
-            fingerprint=f"fp{group}" if kind == "production-mix" else f"u{i}",
+            fingerprint=f"fp{group}",
         ))
     return out
 
 
-async def through_writer(url: str, batch: list[Comparison]) -> float:
-    """Records/s from first submit until the writer has written the last one."""
+async def through_writer(url: str, batch: list[Comparison], size: int) -> float:
+    """Records/s from the first submit until the writer has flushed the last one."""
     store = open_store(url, group_store_per_hour=1_000_000)
     await store.aopen()
-    writer = StoreWriter(store, batch=BATCH, flush_interval=0.05, buffer=len(batch) + 1)
+    writer = StoreWriter(store, batch=size, flush_interval=0.05, buffer=len(batch) + 1)
     await writer.start()
     started = time.perf_counter()
     for i, comparison in enumerate(batch):
         writer.submit(comparison)
         if i % 500 == 0:
             await asyncio.sleep(0)
-    while writer.stats().written < len(batch):
-        await asyncio.sleep(0.005)
+    await writer.aclose(deadline=600)
     elapsed = time.perf_counter() - started
-    await writer.aclose()
     await store.aclose()
-    assert writer.stats().dropped == 0
+    stats = writer.stats()
+    assert (stats.written, stats.dropped) == (len(batch), 0), stats
     return len(batch) / elapsed
 
 
@@ -95,7 +95,7 @@ def docs_of(batch: list[Comparison]) -> list[dict[str, object]]:
             for c in batch if c.verdict in document.RECORDED]
 
 
-def sqlite_reference(path: Path, batch: list[Comparison]) -> float:
+def sqlite_reference(path: Path, batch: list[Comparison], size: int) -> float:
     rows = [(d["_id"], d["at"], d["endpoint"], document.record_to_json(
         document.to_record(c, 65536))) for d, c in zip(docs_of(batch), (
             c for c in batch if c.verdict in document.RECORDED), strict=True)]
@@ -104,22 +104,22 @@ def sqlite_reference(path: Path, batch: list[Comparison]) -> float:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE r (id TEXT PRIMARY KEY, at REAL, endpoint TEXT, doc BLOB)")
     started = time.perf_counter()
-    for start in range(0, len(rows), BATCH):
+    for start in range(0, len(rows), size):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", rows[start:start + BATCH])
+        conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", rows[start:start + size])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
     return len(batch) / elapsed
 
 
-async def mongo_reference(url: str, batch: list[Comparison]) -> float:
+async def mongo_reference(url: str, batch: list[Comparison], size: int) -> float:
     docs = docs_of(batch)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
     coll = client.get_default_database().reference
     started = time.perf_counter()
-    for start in range(0, len(docs), BATCH):
-        await coll.insert_many(docs[start:start + BATCH], ordered=False)
+    for start in range(0, len(docs), size):
+        await coll.insert_many(docs[start:start + size], ordered=False)
     elapsed = time.perf_counter() - started
     await client.close()
     return len(batch) / elapsed
@@ -129,33 +129,68 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--mongo-records", type=int, default=6_000)
+    parser.add_argument("--batches", default="200,1000", help="writer batch sizes to try")
     args = parser.parse_args()
+    sizes = [int(b) for b in args.batches.split(",")]
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"# batch {BATCH}; records/s, higher is better; reference = plain bulk insert of the "
-          "same records")
-    print(f"{'engine':8} {'workload':15} {'records':>8} {'writer':>10} {'reference':>10} "
-          f"{'ratio':>6}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("all-mismatch", "production-mix"):
-            batch = workload(kind, args.records)
-            ours = await through_writer(f"sqlite:///{tmp}/{kind}.db", batch)
-            ref = sqlite_reference(Path(tmp) / f"ref-{kind}.db", batch)
-            print(f"{'sqlite':8} {kind:15} {len(batch):>8} {ours:>10.0f} {ref:>10.0f} "
-                  f"{ours / ref:>6.2f}", flush=True)
-        server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=f"{tmp}/mongo",
-                                  enable_test_commands=False)
-        server.start()
-        try:
-            for kind in ("all-mismatch", "production-mix"):
-                batch = workload(kind, args.mongo_records)
-                url = f"mongodb://127.0.0.1:{server.port}/bench_{kind.replace('-', '_')}"
-                ours = await through_writer(url, batch)
-                ref = await mongo_reference(url, batch)
-                print(f"{'mongodb':8} {kind:15} {len(batch):>8} {ours:>10.0f} {ref:>10.0f} "
-                      f"{ours / ref:>6.2f}", flush=True)
-        finally:
-            server.stop()
+    print("# records/s, higher is better; reference = plain bulk insert of the same stored "
+          "records; ratio = writer / reference")
+    print(f"{'engine':8} {'workload':15} {'batch':>5} {'records':>8} {'writer':>8} "
+          f"{'reference':>10} {'ratio':>6}")
 
+    def row(engine: str, kind: str, size: int, count: int, ours: float, ref: float) -> None:
+        print(f"{engine:8} {kind:15} {size:>5} {count:>8} {ours:>8.0f} {ref:>10.0f} "
+              f"{ours / ref:>6.2f}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            for kind in ("all-mismatch", "production-mix"):
+                batch = workload(kind, args.records)
+                ours = await through_writer(f"sqlite:///{tmp}/{kind}-{size}.db", batch, size)
+                ref = sqlite_reference(Path(tmp) / f"ref-{kind}-{size}.db", batch, size)
+                row("sqlite", kind, size, len(batch), ours, ref)
+        port = free_port()
+        server = start_server(port, f"{tmp}/mongo")
+        try:
+            wait_for_port(port)
+            for size in sizes:
+                for kind in ("all-mismatch", "production-mix"):
+                    batch = workload(kind, args.mongo_records)
+                    url = f"mongodb://127.0.0.1:{port}/b_{kind[:3]}_{size}"
+                    ours = await through_writer(url, batch, size)
+                    ref = await mongo_reference(url, batch, size)
+                    row("mongodb", kind, size, len(batch), ours, ref)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def start_server(port: int, storage: str) -> subprocess.Popen[bytes]:
+    """secantusd-py in its own process, so it does not share the benchmark's GIL."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "secantusd-py"), "--host", "127.0.0.1",
+         "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 if __name__ == "__main__":
     asyncio.run(main())

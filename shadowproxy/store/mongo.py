@@ -257,7 +257,9 @@ class MongoStore:
         fresh = [c for i, c in unique.items() if i not in existing]
         if not fresh:
             return
-        tally = document.tally(fresh)
+        # Building records (decoding, capping, serialising) is CPU work: keep it off the loop
+        # that serves clients.
+        tally = await asyncio.to_thread(document.tally, fresh)
         records, groups = await self._plan(db, tally, session)
         if records:
             await self._insert(db.records, records, session)
@@ -378,6 +380,11 @@ class MongoStore:
                 session=session,
             )
         }
+        return await asyncio.to_thread(self._decide, tally, current)
+
+    def _decide(
+        self, tally: document.Tally, current: dict[str, dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, _GroupState]]:
         records: list[dict[str, Any]] = []
         states: dict[str, _GroupState] = {}
         for fingerprint, delta in tally.groups.items():
