@@ -20,13 +20,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from shadowproxy.metrics import Metrics
-from shadowproxy.model import Exchange, SkipReason
+from shadowproxy.model import CapturedResponse, Exchange, SkipReason
 from shadowproxy.queue.codec import QueueCodecError, encode_exchange
 from shadowproxy.queue.stream import DEFAULT_STREAM, QueueError, RedisStream
 from shadowproxy.rules import EndpointRules
 from shadowproxy.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+
+BATCH_BYTES = 8 * 1024 * 1024
+"""A batch stops growing past this many encoded bytes (one entry at least): large bodies must not
+turn one ``MULTI`` into hundreds of megabytes held twice, encoded and in the socket buffer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +39,12 @@ class PublisherStats:
 
     buffered: int
     """Exchanges waiting in memory to be appended (including the batch being sent)."""
+    buffered_bytes: int
+    """Body bytes those exchanges hold."""
     published: int
     """Exchanges Redis confirmed."""
+    batches: int
+    """Appends (one ``MULTI`` each) Redis confirmed."""
     dropped: int
     """Exchanges refused because the buffer was full, unencodable, or left over at shutdown."""
     trimmed: int
@@ -46,6 +54,15 @@ class PublisherStats:
     """False from a failed append until the next successful one."""
     last_error: str | None
     """The last Redis error, ``None`` once an append succeeded after it."""
+
+
+def body_bytes(exchange: Exchange) -> int:
+    """The bytes an exchange's bodies hold: what buffering it costs, near enough."""
+    size = len(exchange.request.body)
+    for outcome in (exchange.primary, exchange.shadow):
+        if isinstance(outcome, CapturedResponse):
+            size += len(outcome.body)
+    return size
 
 
 class StreamPublisher:
@@ -58,24 +75,30 @@ class StreamPublisher:
         stream: str = DEFAULT_STREAM,
         maxlen: int = 100_000,
         buffer: int = 10_000,
+        buffer_bytes: int = 0,
         batch: int = 200,
         metrics: Metrics | None = None,
         retry_max: float = 2.0,
     ) -> None:
         """``url``: ``redis://…``; ``maxlen``: the stream's approximate cap; ``buffer``: exchanges
-        held in memory while Redis is slow or away; ``batch``: entries per ``MULTI``;
+        held in memory while Redis is slow or away;
+        ``buffer_bytes``: cap on the body bytes those exchanges hold (0: none), so an outage with
+        large bodies cannot eat the proxy's memory; ``batch``: entries per ``MULTI``;
         ``retry_max``: the longest pause between attempts while Redis is down. Raises
         ``ValueError`` for a malformed URL; connects lazily (Redis may be down at start-up)."""
         self._stream = RedisStream(url, stream)
         self._maxlen = maxlen
         self._capacity = buffer
+        self._capacity_bytes = buffer_bytes
+        self._buffered_bytes = 0
         self._batch = batch
         self._metrics = metrics
         self._retry_max = retry_max
-        self._buffer: deque[tuple[Exchange, str]] = deque()
+        self._buffer: deque[tuple[Exchange, str, int]] = deque()
         self._wake = asyncio.Event()
         self._tasks = TaskSet("stream-publisher")
         self._published = 0
+        self._batches = 0
         self._dropped = 0
         self._trimmed = 0
         self._connected = True
@@ -89,17 +112,22 @@ class StreamPublisher:
         return len(self._buffer)
 
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
-        """Buffer an exchange for publishing; ``False`` (and counted) when the buffer is full.
+        """Buffer an exchange for publishing; ``False`` (and counted) when the buffer is full, by
+        count or by body bytes.
 
         ``rules`` is not sent: workers compare under their own rule file, resolved from the request.
         """
         del rules
-        if len(self._buffer) >= self._capacity:
+        size = body_bytes(exchange)
+        if len(self._buffer) >= self._capacity or (
+            self._capacity_bytes and self._buffered_bytes + size > self._capacity_bytes
+        ):
             self._dropped += 1
             if self._metrics is not None:
                 self._metrics.skip(exchange.endpoint, SkipReason.QUEUE_FULL)
             return False
-        self._buffer.append((exchange, ruleset_version))
+        self._buffer.append((exchange, ruleset_version, size))
+        self._buffered_bytes += size
         self._wake.set()
         return True
 
@@ -134,8 +162,9 @@ class StreamPublisher:
             if not self._connected:
                 log.info("queue: Redis is back, publishing the %d buffered", len(self._buffer))
             for _ in encoded:
-                self._buffer.popleft()
+                self._buffered_bytes -= self._buffer.popleft()[2]
             self._published += len(encoded)
+            self._batches += 1
             self._trimmed += trimmed
             self._connected = True
             self._last_error = None
@@ -143,19 +172,28 @@ class StreamPublisher:
             encoded = []
 
     def _encode_next(self) -> list[dict[str, bytes]]:
-        """Encode the next batch from the head of the buffer; unencodable exchanges are dropped
-        (counted) so one bad exchange cannot block the rest."""
+        """Encode the next batch from the head of the buffer, up to ``batch`` entries or
+        :data:`BATCH_BYTES`; unencodable exchanges are dropped (counted) so one bad exchange cannot
+        block the rest."""
         encoded: list[dict[str, bytes]] = []
+        encoded_bytes = 0
         index = 0
-        while index < len(self._buffer) and len(encoded) < self._batch:
-            exchange, version = self._buffer[index]
+        while (
+            index < len(self._buffer)
+            and len(encoded) < self._batch
+            and encoded_bytes < BATCH_BYTES
+        ):
+            exchange, version, size = self._buffer[index]
             try:
-                encoded.append(encode_exchange(exchange, version))
+                fields = encode_exchange(exchange, version)
             except QueueCodecError as exc:
                 log.error("queue: dropping exchange: %s", exc)
                 del self._buffer[index]
+                self._buffered_bytes -= size
                 self._dropped += 1
                 continue
+            encoded.append(fields)
+            encoded_bytes += len(fields["exchange"])
             index += 1
         return encoded
 
@@ -178,6 +216,7 @@ class StreamPublisher:
         if left:
             self._dropped += left
             self._buffer.clear()
+            self._buffered_bytes = 0
             log.warning("shutdown: %d exchanges were not published to the queue", left)
         await self._stream.aclose()
         return left
@@ -185,7 +224,9 @@ class StreamPublisher:
     def stats(self) -> PublisherStats:
         return PublisherStats(
             buffered=len(self._buffer),
+            buffered_bytes=self._buffered_bytes,
             published=self._published,
+            batches=self._batches,
             dropped=self._dropped,
             trimmed=self._trimmed,
             connected=self._connected,
@@ -197,6 +238,11 @@ class StreamPublisher:
             "stream_buffered_exchanges",
             "Exchanges buffered for the Redis stream.",
             lambda: float(self.depth),
+        )
+        metrics.gauge(
+            "stream_buffered_bytes",
+            "Body bytes held by exchanges buffered for the Redis stream.",
+            lambda: float(self._buffered_bytes),
         )
         metrics.gauge(
             "stream_up", "1 when the last append to the Redis stream succeeded.",

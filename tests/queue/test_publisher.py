@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.queue import RedisStream, StreamPublisher, decode_exchange
+from shadowproxy.queue.publisher import body_bytes
 from shadowproxy.rules.ruleset import DEFAULT_RULES
+from tests.factories import make_response
 from tests.queue.traffic import eventually, exchanges
 from tests.servers import RedisServer
 
@@ -120,3 +123,42 @@ async def test_submit_never_waits_for_redis(redis_server: RedisServer) -> None:
     await publisher.start()
     assert await publisher.drain(10)
     await publisher.aclose()
+
+
+async def test_byte_budget_refuses_large_bodies_first(redis_server: RedisServer) -> None:
+    """With a byte budget, an exchange whose bodies would overflow it is refused even though the
+    count allows it, and a small one still fits."""
+    redis_server.stop()
+    publisher = StreamPublisher(
+        redis_server.url, stream=STREAM, buffer=100, buffer_bytes=64 * 1024, retry_max=0.2
+    )
+    await publisher.start()
+    small, large = exchanges(2)
+    large = replace(large, primary=make_response(body=b"x" * 70_000))
+    assert (True, False) == (
+        publisher.submit(small, DEFAULT_RULES, "v"), publisher.submit(large, DEFAULT_RULES, "v")
+    )
+    assert (1, body_bytes(small), 1) == (
+        publisher.stats().buffered, publisher.stats().buffered_bytes, publisher.stats().dropped
+    )
+    await publisher.aclose(timeout=0.1)
+
+
+async def test_large_bodies_are_sent_in_smaller_batches(
+    redis_server: RedisServer, reader: RedisStream
+) -> None:
+    """A batch is capped in bytes as well as in count: five 3 MB exchanges (4 MB encoded) go in
+    three appends of at most two, and arrive intact."""
+    big = [replace(x, primary=make_response(body=bytes(3 * 1024 * 1024))) for x in exchanges(5)]
+    publisher = StreamPublisher(redis_server.url, stream=STREAM, batch=200)
+    await publisher.start()
+    for exchange in big:
+        publisher.submit(exchange, DEFAULT_RULES, "v")
+    assert await publisher.drain(30)
+    await publisher.aclose()
+    assert (5, 3, 5) == (
+        publisher.stats().published, publisher.stats().batches, await reader.length()
+    )
+    await reader.ensure_group("g")
+    entries = await reader.read("g", "c", count=10, block=0.1)
+    assert big == [decode_exchange(entry.fields or {}).exchange for entry in entries]
