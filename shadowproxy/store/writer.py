@@ -204,15 +204,15 @@ class StoreWriter:
             self._failed(exc)
             await self._spill()
             return False
-        if not self._store_up:
-            log.info("store writer: store is up")
-        self._store_up = True
-        self._backoff = 0.0
         return True
 
     async def _write(self, batch: Sequence[Comparison]) -> None:
         await self._spilling(self._store.write(batch))
         self._written += len(batch)
+        if not self._store_up:
+            log.info("store writer: store is up")
+        self._store_up = True
+        self._backoff = 0.0
 
     async def _spilling(self, call: Coroutine[Any, Any, None]) -> None:
         """Await a store call; while it is pending (a slow or hung store), spill the buffer."""
