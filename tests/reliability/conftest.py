@@ -1,0 +1,45 @@
+"""Fault fixtures: ``fault(name)`` starts the named misbehaving backend and returns its URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import pytest
+
+from tests.conftest import StartUpstream
+from tests.reliability import faults
+
+StartFault = Callable[[str], Awaitable[str]]
+RecordProperty = Callable[[str, object], None]
+"""pytest's ``record_property``: figures land in the JUnit XML (docs/RELIABILITY.md quotes them)."""
+
+FAULTS = ("refuses", "hangs", "resets", "garbage", "huge", "drips", "errors", "lying_gzip")
+
+
+@pytest.fixture
+async def fault(upstream: StartUpstream) -> AsyncIterator[StartFault]:
+    """Start a backend with the named fault (one of :data:`FAULTS`, or ``healthy``)."""
+    async with AsyncExitStack() as stack:
+
+        async def start(name: str) -> str:
+            apps = {
+                "healthy": faults.healthy_app,
+                "huge": faults.huge_app,
+                "drips": faults.drip_app,
+                "errors": faults.error_app,
+                "lying_gzip": faults.lying_gzip_app,
+            }
+            if name in apps:
+                return await upstream(apps[name]())
+            if name == "refuses":
+                return await stack.enter_async_context(faults.refusing_url())
+            handler = {
+                "hangs": faults.hang_handler,
+                "resets": faults.reset_handler,
+                "garbage": faults.garbage_handler,
+            }[name]
+            server = await stack.enter_async_context(faults.raw_server(handler))
+            return server.url
+
+        yield start
