@@ -53,7 +53,7 @@ from shadowproxy.rules.holder import RulesHolder
 from shadowproxy.settings import HostPort, Settings
 from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store, StoreError
-from shadowproxy.store.redaction import RedactionPolicy
+from shadowproxy.store.redaction import RedactionPolicy, redact_comparison
 from shadowproxy.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,10 @@ class WorkerSettings:
     """Seconds one read waits for new entries; also the latency of noticing SIGTERM when idle."""
     stop_grace: float = 10.0
     """Seconds a stopping worker keeps retrying the store write or the acknowledgement."""
+    max_deliveries: int = 5
+    """An entry taken over more often than this is not compared again: something in it kills
+    workers (a body that exhausts memory, say). It is stored as skipped (``poison``), so it is
+    counted, and acknowledged, so it stops taking the fleet down one worker at a time."""
     metrics_listen: HostPort | None = None
     """Where to serve ``/metrics`` and ``/healthz``; ``None`` for nowhere."""
 
@@ -111,6 +115,8 @@ class WorkerStats:
     acked: int
     undecodable: int
     """Entries that were not an exchange this worker can read: logged, acknowledged, dropped."""
+    poisoned: int
+    """Entries delivered more than ``max_deliveries`` times: stored as skipped, not compared."""
     lost: int
     """Pending entries the stream's length cap trimmed before any worker acknowledged them."""
     store_errors: int
@@ -163,6 +169,7 @@ class Worker:
         self._written = 0
         self._acked = 0
         self._undecodable = 0
+        self._poisoned = 0
         self._lost = 0
         self._store_errors = 0
         self._queue_errors = 0
@@ -180,6 +187,7 @@ class Worker:
             written=self._written,
             acked=self._acked,
             undecodable=self._undecodable,
+            poisoned=self._poisoned,
             lost=self._lost,
             store_errors=self._store_errors,
             queue_errors=self._queue_errors,
@@ -235,8 +243,13 @@ class Worker:
             self._queue_ok()
             if not entries:
                 return True
+            lost = [entry.id for entry in entries if entry.fields is None]
+            entries = (
+                *await self._stream.reclaim(s.group, s.consumer, [e.id for e in entries]),
+                *(StreamEntry(entry_id, None) for entry_id in lost),
+            )
             self._claimed += len(entries)
-            if not await self._process(entries, stop):
+            if not await self._process(entries, stop, taken_over=True):
                 return False
         return False
 
@@ -260,33 +273,72 @@ class Worker:
                 self._claimed += len(claimed.entries)
                 log.info("claimed %d entries left pending by another consumer",
                          len(claimed.entries))
-                await self._process(claimed.entries, stop)
+                await self._process(claimed.entries, stop, taken_over=True)
             cursor = claimed.cursor
             if cursor == "0-0":
                 return
 
     # --- one batch ----------------------------------------------------------------------------
 
-    async def _process(self, entries: Sequence[StreamEntry], stop: asyncio.Event) -> bool:
+    async def _process(
+        self, entries: Sequence[StreamEntry], stop: asyncio.Event, *, taken_over: bool = False
+    ) -> bool:
         """Compare, write and acknowledge one batch; ``False`` when stopping cut it short (the
-        entries stay pending for another worker)."""
+        entries stay pending for another worker). Entries ``taken_over`` from a pending list are
+        checked for poison first."""
+        poison: set[str] = set()
+        if taken_over:
+            deliveries = await self._deliveries([entry.id for entry in entries])
+            poison = {i for i, n in deliveries.items() if n > self.settings.max_deliveries}
         queued: list[QueuedExchange] = []
+        poisoned: list[Comparison] = []
         for entry in entries:
             if entry.fields is None:
                 self._lost += 1
                 continue
             try:
-                queued.append(decode_exchange(entry.fields))
+                item = decode_exchange(entry.fields)
             except QueueCodecError as exc:
                 # It will never decode: acknowledging it is the only way it stops coming back.
                 self._undecodable += 1
                 log.error("entry %s dropped: %s", entry.id, exc)
+                continue
+            if entry.id in poison:
+                poisoned.append(self._poisoned_comparison(entry.id, item))
+            else:
+                queued.append(item)
         comparisons = await asyncio.to_thread(self._compare_all, queued) if queued else []
+        comparisons.extend(poisoned)
         if comparisons and not await self._write(comparisons, stop):
             return False
         for comparison in comparisons:
             self._metrics.consume(comparison)
         return await self._ack([entry.id for entry in entries], stop)
+
+    async def _deliveries(self, ids: Sequence[str]) -> dict[str, int]:
+        try:
+            return await self._stream.deliveries(self.settings.group, self.settings.consumer, ids)
+        except QueueError as exc:
+            # Unknown counts only delay the poison check to the next take-over.
+            self._queue_failed(exc)
+            return {}
+
+    def _poisoned_comparison(self, entry_id: str, item: QueuedExchange) -> Comparison:
+        self._poisoned += 1
+        log.error(
+            "entry %s (exchange %s, %s) was taken over more than %d times: stored as skipped, "
+            "not compared", entry_id, item.exchange.id, item.exchange.endpoint,
+            self.settings.max_deliveries,
+        )
+        return redact_comparison(
+            Comparison(
+                exchange=item.exchange,
+                verdict=Verdict.SKIPPED,
+                ruleset_version=self.rules.current.version,
+                reason="poison",
+            ),
+            self._redaction,
+        )
 
     def _compare_all(self, queued: Sequence[QueuedExchange]) -> list[Comparison]:
         """Runs in a thread: the event loop stays free to answer /metrics and to read."""
@@ -398,6 +450,11 @@ class Worker:
         metrics.counter(
             "worker_lost_entries", "Pending entries trimmed by the stream cap before being stored.",
             lambda: float(self._lost),
+        )
+        metrics.counter(
+            "worker_poisoned_entries",
+            "Entries taken over too often to compare again: stored as skipped.",
+            lambda: float(self._poisoned),
         )
         metrics.counter(
             "worker_ruleset_differs",

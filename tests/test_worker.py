@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shadowproxy.model import Verdict
 from shadowproxy.queue import RedisStream, encode_exchange
 from shadowproxy.settings import HostPort
 from shadowproxy.worker import WorkerStartupError, open_worker
@@ -244,3 +245,49 @@ async def test_redis_restarted_empty_the_worker_joins_again(
         assert worker.stats().queue_up
     async with opened_store(tmp_path) as store:
         assert dict(expected_verdicts(12)) == await verdict_totals(store)
+
+
+async def test_an_entry_that_keeps_killing_workers_is_set_aside(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """An entry taken over more than max_deliveries times is not compared again: it is stored as
+    skipped with reason poison (so it is counted), acknowledged, and the rest flows on."""
+    await publish(redis_server, 4)
+    await stream.ensure_group(GROUP)
+    first = (await stream.read(GROUP, "crashed-1", count=1, block=0.1))[0]
+    for crashed in ("crashed-2", "crashed-3"):
+        assert [first] == list(
+            (await stream.claim(GROUP, crashed, min_idle=0, count=1)).entries
+        )
+    settings = settings_for(redis_server, tmp_path, claim_idle=0.05, max_deliveries=3)
+    async with working(settings) as worker:
+
+        async def done() -> bool:
+            return await all_acked(worker, stream, 4)
+
+        await eventually(done)
+    assert (1, 4) == (worker.stats().poisoned, worker.stats().written)
+    expected = expected_verdicts(4)
+    expected[Verdict.SKIPPED] += 1
+    expected[Verdict.MISMATCH] -= 1  # the poisoned one, first published, was a mismatch
+    async with opened_store(tmp_path) as store:
+        assert dict(+expected) == await verdict_totals(store)
+
+
+async def test_a_worker_crash_looping_on_its_own_entry_sets_it_aside(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """A worker restarted under the same name takes its own pending entries back as a new
+    delivery, so an entry that crashed it on every start is set aside as poison too."""
+    await publish(redis_server, 3)
+    await stream.ensure_group(GROUP)
+    (first,) = await stream.read(GROUP, "w1", count=1, block=0.1)
+    for _ in range(2):  # two earlier starts that died on it
+        await stream.reclaim(GROUP, "w1", [first.id])
+    async with working(settings_for(redis_server, tmp_path, max_deliveries=3)) as worker:
+
+        async def done() -> bool:
+            return await all_acked(worker, stream, 3)
+
+        await eventually(done)
+    assert (1, 1, 2) == (worker.stats().poisoned, worker.stats().claimed, worker.stats().read)

@@ -112,6 +112,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default 10).",
     )
     parser.add_argument(
+        "--max-deliveries", type=_positive(int), default=5, metavar="N",
+        help="An entry taken over more often than this (it keeps killing workers) is stored as "
+        "skipped with reason 'poison' instead of compared again (default 5).",
+    )
+    parser.add_argument(
         "--metrics-listen", type=_host_port, default=None, metavar="HOST:PORT",
         help="Serve /metrics and /healthz here (default: not served).",
     )
@@ -132,6 +137,7 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
         batch=args.batch,
         claim_idle=args.claim_idle,
         stop_grace=args.stop_grace,
+        max_deliveries=args.max_deliveries,
         metrics_listen=args.metrics_listen,
     )
 

@@ -69,8 +69,13 @@ class Pending:
     by_consumer: Mapping[str, int]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
 
 
 def _entries(raw: Sequence[Any]) -> tuple[StreamEntry, ...]:
@@ -182,6 +187,37 @@ class RedisStream:
         next_cursor = _text(reply[0])
         deleted = tuple(_text(i) for i in reply[2]) if len(reply) > 2 else ()
         return Claimed(next_cursor, _entries(reply[1]), deleted)
+
+    async def reclaim(
+        self, group: str, consumer: str, ids: Sequence[str]
+    ) -> tuple[StreamEntry, ...]:
+        """Claim ``ids`` for ``consumer`` whatever their idle time, counting a delivery each: a
+        worker restarted under its old name takes its own pending entries back this way, so an
+        entry that crashes it every time is seen to be delivered again and again."""
+        if not ids:
+            return ()
+        try:
+            reply = await self._client.xclaim(self.name, group, consumer, 0, list(ids))
+        except RedisError as exc:
+            raise _failure(f"XCLAIM {self.name} {group}", exc) from None
+        return _entries(reply)
+
+    async def deliveries(self, group: str, consumer: str, ids: Sequence[str]) -> dict[str, int]:
+        """How many times each of ``ids``, pending on ``consumer``, has been delivered (claims
+        included); ids not pending there are absent."""
+        if not ids:
+            return {}
+        wanted = set(ids)
+        low, high = min(ids, key=_id_order), max(ids, key=_id_order)
+        try:
+            reply = await self._client.xpending_range(
+                self.name, group, min=low, max=high, count=len(ids) * 2 + 10,
+                consumername=consumer,
+            )
+        except RedisError as exc:
+            raise _failure(f"XPENDING {self.name} {group}", exc) from None
+        found = {_text(row["message_id"]): int(row["times_delivered"]) for row in reply}
+        return {entry_id: n for entry_id, n in found.items() if entry_id in wanted}
 
     async def ack(self, group: str, ids: Sequence[str]) -> int:
         """Acknowledge ``ids``; returns how many were pending."""

@@ -113,3 +113,15 @@ async def test_a_missing_group_is_its_own_error(stream: RedisStream) -> None:
         await stream.read("workers", "w1", count=1, block=0.1)
     await stream.ensure_group("workers")
     assert () == await stream.read("workers", "w1", count=1, block=0.1)
+
+
+async def test_deliveries_count_every_take_over(stream: RedisStream) -> None:
+    """Each read and each claim of a pending entry adds one delivery."""
+    await stream.ensure_group("workers")
+    await stream.append(_entries(3), maxlen=1000)
+    read = await stream.read("workers", "a", count=3, block=0.1)
+    await stream.claim("workers", "b", min_idle=0, count=1)
+    await stream.claim("workers", "c", min_idle=0, count=1)
+    ids = [entry.id for entry in read]
+    assert {ids[0]: 3} == await stream.deliveries("workers", "c", ids)
+    assert {ids[1]: 1, ids[2]: 1} == await stream.deliveries("workers", "a", ids)
