@@ -65,8 +65,12 @@ class StoreWriter:
         buffer: int = 10000,
         spool_dir: Path | None = None,
         spool_max_bytes: int = 256 << 20,
+        body_cap: int = 1 << 20,
     ) -> None:
+        """``body_cap``: bodies longer than this are cut as they are submitted, so the buffer's
+        memory is bounded (the store cuts further, to its ``body_max``, after decoding)."""
         self._store = store
+        self._body_cap = max(1, body_cap)
         self._batch = max(1, batch)
         self._interval = flush_interval
         self._capacity = max(1, buffer)
@@ -93,7 +97,17 @@ class StoreWriter:
     # --- the pipeline side ------------------------------------------------------------------
 
     def submit(self, comparison: Comparison) -> bool:
-        """Queue one comparison; False (and counted) when it had to be dropped. Never blocks."""
+        """Queue one comparison; False (and counted) when it had to be dropped.
+
+        Never blocks and never raises: it runs on the loop that serves clients."""
+        try:
+            return self._submit(comparison)
+        except Exception:  # a sink must not break the pipeline; the drop is counted
+            self._dropped += 1
+            log.exception("store writer: could not queue a comparison")
+            return False
+
+    def _submit(self, comparison: Comparison) -> bool:
         if self._closing or len(self._buffer) >= self._capacity:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
@@ -101,7 +115,8 @@ class StoreWriter:
                             self._dropped)
             return False
         self._buffer.append(
-            comparison if comparison.verdict in RECORDED else _without_bodies(comparison))
+            _capped(comparison, self._body_cap) if comparison.verdict in RECORDED
+            else _without_bodies(comparison))
         if len(self._buffer) >= self._batch or len(self._buffer) >= self._spill_at:
             self._wake.set()
         return True
@@ -282,5 +297,31 @@ def _without_bodies(comparison: Comparison) -> Comparison:
             else exchange.request,
             primary=slim(exchange.primary),
             shadow=slim(exchange.shadow),
+        ),
+    )
+
+
+def _capped(comparison: Comparison, cap: int) -> Comparison:
+    """Stored in full, but never more than ``cap`` bytes per body."""
+    exchange = comparison.exchange
+
+    def cut(outcome: Outcome) -> Outcome:
+        if isinstance(outcome, CapturedResponse) and len(outcome.body) > cap:
+            return replace(outcome, body=outcome.body[:cap], truncated=True)
+        return outcome
+
+    request = exchange.request
+    primary, shadow = cut(exchange.primary), cut(exchange.shadow)
+    if (primary is exchange.primary and shadow is exchange.shadow
+            and len(request.body) <= cap):
+        return comparison
+    return replace(
+        comparison,
+        exchange=replace(
+            exchange,
+            request=replace(request, body=request.body[:cap]) if len(request.body) > cap
+            else request,
+            primary=primary,
+            shadow=shadow,
         ),
     )

@@ -14,7 +14,7 @@ from shadowproxy.model import Verdict
 from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store
 from shadowproxy.store.writer import StoreWriter
-from tests.factories import make_comparison
+from tests.factories import make_comparison, make_response
 from tests.store.conftest import start_mongo
 
 NOW = time.time() // 60 * 60 + 1.0
@@ -200,3 +200,31 @@ async def test_without_a_spool_unwritten_records_are_counted_lost(tmp_path: Path
     assert (25, 0, 0) == (writer.stats().dropped, writer.stats().buffered, writer.stats().written)
     assert not writer.submit(make_comparison())
     await store.aclose()
+
+
+async def test_bodies_are_cut_at_the_cap_as_they_are_submitted(tmp_path: Path) -> None:
+    """A huge mismatch body is cut on submit (bounded memory) and stored marked truncated."""
+    store = open_store(f"sqlite:///{tmp_path}/s.db", body_max=1 << 20)
+    writer = StoreWriter(store, flush_interval=0.05, body_cap=1000)
+    await writer.start()
+    huge = make_response(body=b'{"list": [' + b'"x", ' * 100_000 + b'"y"]}', elapsed=0.1)
+    comparison = make_comparison(primary=huge)
+
+    assert writer.submit(comparison)
+    await writer.aclose()
+
+    record = await store.mismatch(comparison.exchange.id)
+    assert record is not None
+    assert (1000, True) == (len(record.primary.body), record.primary.truncated)
+    assert (False, b"") != (record.shadow.truncated, record.shadow.body)
+    await store.aclose()
+
+
+async def test_submit_never_raises(tmp_path: Path) -> None:
+    """Something that is not a comparison is counted as dropped, not raised into the pipeline."""
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    writer = StoreWriter(store)
+
+    assert not writer.submit(None)  # type: ignore[arg-type]
+    assert 1 == writer.stats().dropped
+    await writer.aclose()
