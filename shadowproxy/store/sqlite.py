@@ -149,6 +149,10 @@ class SQLiteStore:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Queries get their own connection and thread: in WAL mode they read a consistent
+        # snapshot while a batch or a retention pass is being written.
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -166,6 +170,18 @@ class SQLiteStore:
         if self._conn is None:
             raise StoreError(f"sqlite store {self.path} is not open")
         return self._conn
+
+    async def _read(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._reader is None:
+            return await self._run(fn, *args)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite {self.path}: {exc}") from exc
+
+    def _rdb(self) -> sqlite3.Connection:
+        return self._reader_conn if self._reader_conn is not None else self._db()
 
     async def aopen(self) -> None:
         """Open the file (creating it), migrate to :data:`SCHEMA_VERSION`, create indexes."""
@@ -193,14 +209,30 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
             conn.executescript(_INDEXES)
+            if self.path != ":memory:":
+                reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                reader.execute("PRAGMA busy_timeout = 5000")
+                reader.execute("PRAGMA query_only = ON")
+                self._reader_conn = reader
+                self._reader = ThreadPoolExecutor(max_workers=1,
+                                                  thread_name_prefix="sqlite-reader")
         except BaseException:
             conn.close()
+            if self._reader_conn is not None:
+                self._reader_conn.close()
+                self._reader_conn = None
+            if self._reader is not None:
+                self._reader.shutdown(wait=False)
+                self._reader = None
             raise
         self._conn = conn
 
     async def aclose(self) -> None:
         if self._executor is None:
             return
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.shutdown(wait=True)
         try:
             await self._run(self._close_sync)
         finally:
@@ -208,6 +240,9 @@ class SQLiteStore:
             self._executor = None
 
     def _close_sync(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
         if self._conn is not None:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -378,12 +413,12 @@ class SQLiteStore:
     async def summary(
         self, *, since: float | None = None, until: float | None = None, endpoint: str | None = None
     ) -> list[EndpointSummary]:
-        return await self._run(self._summary_sync, since, until, endpoint)
+        return await self._read(self._summary_sync, since, until, endpoint)
 
     def _summary_sync(
         self, since: float | None, until: float | None, endpoint: str | None
     ) -> list[EndpointSummary]:
-        conn = self._db()
+        conn = self._rdb()
         where, params = self._window(since, until, endpoint)
         sql = (
             "SELECT endpoint, sum(matches), sum(mismatches), sum(shadow_errors), sum(skipped),"  # noqa: S608 - only fixed clauses are interpolated
@@ -404,7 +439,7 @@ class SQLiteStore:
     async def trend(
         self, *, since: float | None = None, until: float | None = None, endpoint: str | None = None
     ) -> list[TrendPoint]:
-        return await self._run(self._trend_sync, since, until, endpoint)
+        return await self._read(self._trend_sync, since, until, endpoint)
 
     def _trend_sync(
         self, since: float | None, until: float | None, endpoint: str | None
@@ -414,19 +449,19 @@ class SQLiteStore:
             "SELECT minute, endpoint, matches + mismatches + shadow_errors, mismatches,"  # noqa: S608 - only fixed clauses are interpolated
             f" shadow_errors FROM counters{where} ORDER BY minute, endpoint"
         )
-        rows = self._db().execute(sql, params)
+        rows = self._rdb().execute(sql, params)
         return [TrendPoint(float(m), ep, c, mm, se) for m, ep, c, mm, se in rows]
 
     async def fields(
         self, *, endpoint: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[FieldCount]:
-        return await self._run(self._fields_sync, since, until, endpoint)
+        return await self._read(self._fields_sync, since, until, endpoint)
 
     def _fields_sync(
         self, since: float | None, until: float | None, endpoint: str | None
     ) -> list[FieldCount]:
         where, params = self._window(since, until, endpoint)
-        rows = self._db().execute(
+        rows = self._rdb().execute(
             f"SELECT endpoint, template, kind, sum(n) AS c FROM fields{where}"  # noqa: S608
             " GROUP BY endpoint, template, kind ORDER BY c DESC, endpoint, template, kind",
             params,
@@ -465,7 +500,7 @@ class SQLiteStore:
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         limit = max(1, min(limit, 1000))
         sql = f"SELECT doc FROM records{where} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
-        rows = await self._run(self._fetch, sql, [*params, limit + 1])
+        rows = await self._read(self._fetch, sql, [*params, limit + 1])
         records = [document.record_from_json(doc) for (doc,) in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -474,10 +509,10 @@ class SQLiteStore:
         return Page(tuple(records), next_cursor)
 
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        return self._db().execute(sql, params).fetchall()
+        return self._rdb().execute(sql, params).fetchall()
 
     async def mismatch(self, record_id: str) -> MismatchRecord | None:
-        rows = await self._run(self._fetch, "SELECT doc FROM records WHERE id = ?", [record_id])
+        rows = await self._read(self._fetch, "SELECT doc FROM records WHERE id = ?", [record_id])
         return document.record_from_json(rows[0][0]) if rows else None
 
     _GROUP_COLUMNS = (
@@ -511,7 +546,7 @@ class SQLiteStore:
             f"SELECT {self._GROUP_COLUMNS} FROM groups{where}"  # noqa: S608
             " ORDER BY count DESC, fingerprint LIMIT ?"
         )
-        rows = await self._run(self._fetch, sql, [*params, limit + 1])
+        rows = await self._read(self._fetch, sql, [*params, limit + 1])
         items = [group_of(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
