@@ -10,7 +10,7 @@
 
 ``--control`` may also come from ``SHADOWPROXY_CONTROL`` or a ``--config`` file, as for ``run``.
 Every change is written to Redis and published to every proxy at once. Exit status: 0 done,
-1 Redis unreachable (nothing changed) or its state unreadable, 2 bad arguments.
+1 Redis unreachable or its state unreadable (nothing changed), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ def run_control(args: argparse.Namespace) -> int:
     try:
         state, listening = asyncio.run(_talk(settings.control, change))
     except ControlUnavailableError as exc:
-        print(f"shadowproxy control: Redis unreachable, nothing changed: {exc}", file=sys.stderr)
+        print(f"shadowproxy control: nothing changed: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except SwitchesError as exc:
+    except SwitchesError as exc:  # e.g. too many endpoint overrides
         print(f"shadowproxy control: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return EXIT_USAGE
     if args.json:
         body = {"switches": state.to_dict(), "proxies_listening": listening}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -39,7 +39,8 @@ RETRY_MIN = 0.05
 
 
 class ControlUnavailableError(Exception):
-    """Redis mode, and Redis cannot be reached: a fleet-wide change cannot be made now."""
+    """Redis mode, and Redis cannot be reached (or holds an unreadable state): a fleet-wide
+    change cannot be made now."""
 
 
 class ControlPlane:
@@ -143,16 +144,15 @@ class ControlPlane:
     async def update(self, change: Change) -> Switches:
         """Apply ``change`` fleet-wide (Redis mode) or here (local mode); return the new state.
 
-        Raises :class:`ControlUnavailableError` when Redis cannot be reached and
-        :class:`SwitchesError` when the change is invalid (or the stored state is unreadable).
+        Raises :class:`ControlUnavailableError` when Redis cannot be reached or holds an
+        unreadable state, and :class:`SwitchesError` when the change is invalid.
         """
         if self._link is None:
             self._take(change.apply(self.current))
             return self.current
 
         def merge(stored: bytes | None) -> bytes:
-            base = Switches() if stored is None else Switches.from_json(stored)
-            return change.apply(base).to_json()
+            return change.apply(_stored(stored)).to_json()
 
         try:
             raw = await self._link.update(merge)
@@ -171,7 +171,7 @@ class ControlPlane:
             raw = await self._link.read()
         except LinkError as exc:
             raise ControlUnavailableError(str(exc)) from None
-        return Switches() if raw is None else Switches.from_json(raw)
+        return _stored(raw)
 
     async def listeners(self) -> int:
         """Proxies subscribed to the change channel now (local mode: 1)."""
@@ -290,6 +290,18 @@ class ControlPlane:
         self.current = state
         self.changes_applied += 1
         log.info("control plane: switches now %s", state.to_dict())
+
+
+def _stored(raw: bytes | None) -> Switches:
+    """The state stored in Redis (none stored: the defaults)."""
+    if raw is None:
+        return Switches()
+    try:
+        return Switches.from_json(raw)
+    except SwitchesError as exc:
+        raise ControlUnavailableError(
+            f"unreadable state in Redis ({exc}): write a valid one or delete the key"
+        ) from None
 
 
 def _iso(stamp: float | None) -> str | None:

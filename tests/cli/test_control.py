@@ -128,7 +128,7 @@ async def test_redis_unreachable_exits_1(tmp_path: object) -> None:
     code, out, err = await shadowproxy("--control", url, "kill")
 
     assert (1, "") == (code, out)
-    assert "Redis unreachable, nothing changed" in err
+    assert "nothing changed: redis" in err
 
 
 @pytest.mark.parametrize(

@@ -198,6 +198,9 @@ async def test_unreadable_state_keeps_the_last_good_one(
         await wait_for(lambda: plane.last_error is not None)
         assert 50.0 == plane.current.sample
         assert "unreadable" in (plane.last_error or "")
+        with pytest.raises(ControlUnavailableError, match="unreadable state in Redis"):
+            await plane.update(Change(killed=True))
+        assert b"{not json" == await client.get(STATE_KEY)
 
         await client.set(STATE_KEY, orjson.dumps({"version": 9, "sample": 5}))
     finally:
