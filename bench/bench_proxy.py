@@ -1,0 +1,740 @@
+"""Proxy throughput and latency against its references, all measured in one run (issue 6).
+
+    .venv/bin/python bench/bench_proxy.py [--quick] [--seconds 10] [--hang-seconds 60]
+                                          [--json out.json]
+    .venv/bin/python bench/bench_proxy.py --combine run1.json run2.json ...   # medians
+    .venv/bin/python bench/bench_proxy.py --profile DIR                       # py-spy, no table
+
+It starts, each bound to 127.0.0.1 and stopped again at the end:
+
+- nginx upstreams serving static AniLibria-like JSON: ``/v3/title`` (≈ 2 KB) and
+  ``/v3/title/updates`` (≈ 330 KB) as the primary, and a mismatching variant as the shadow;
+- a 200 ms shadow (``bench/upstream.py``, its own process) and a second one whose delay the
+  memory phase switches to "hang";
+- the references: direct to the primary; nginx 1.22 with ``mirror`` to the fast and to the 200 ms
+  shadow; a minimal aiohttp pass-through (``bench/passthrough.py``, one process, no mirror);
+- ``shadowproxy run`` with comparison and storage on (``rules/anilibria.yaml``, a SQLite store in
+  the temp dir), ``--workers 1`` and ``--workers 2``, each against the fast and the 200 ms shadow.
+
+Each is driven by wrk (``--latency``) at 1 and 32 connections for both bodies. For shadowproxy the
+admin ``/metrics`` is read before and after each run: comparisons per second and exchanges shed
+(``queue_full``, ``sampled_out``, ``shadow_busy``). Before each run the comparator queue is
+allowed to drain, so one run's backlog does not eat the next run's CPU. Then the memory phase:
+shadowproxy (default caps) under large-body load while its shadow hangs, RSS summed over its
+process tree from /proc: idle, peak, and after the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    PYTHON,
+    ROOT,
+    SHADOWPROXY,
+    Footprint,
+    Processes,
+    footprint,
+    http_get,
+    machine,
+    owned_processes,
+    run_wrk,
+    scrape,
+    total,
+    wait_http,
+)
+from upstream import NGINX, free_port, render_nginx, write_bodies
+
+TARGETS = {"small": "/v3/title?id=8500", "large": "/v3/title/updates?limit=52&page=1"}
+RULES = ROOT / "rules" / "anilibria.yaml"
+DIRECT = "direct"
+MIRROR_FAST = "nginx mirror, fast shadow"
+MIRROR_SLOW = "nginx mirror, 200 ms shadow"
+AIOHTTP_REF = "aiohttp pass-through"
+
+
+def sp_name(workers: int, slow: bool) -> str:
+    return f"shadowproxy -w{workers}, {'200 ms' if slow else 'fast'} shadow"
+
+
+@dataclass(slots=True)
+class Row:
+    """One wrk run of one configuration."""
+
+    config: str
+    connections: int
+    body: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    compared_per_s: float | None = None
+    shed_per_s: float | None = None
+    busy_per_s: float | None = None
+    compare_ms: float | None = None
+    """Mean comparator time per exchange over the run (from the duration histogram)."""
+
+
+@dataclass(slots=True)
+class Memory:
+    """The memory phase: shadowproxy's process tree while its shadow hangs."""
+
+    hang_seconds: float
+    idle_mb: float = 0.0
+    start_mb: float = 0.0
+    peak_mb: float = 0.0
+    end_mb: float = 0.0
+    peak_fds: int = 0
+    rps_before: float = 0.0
+    rps_hang: float = 0.0
+    rps_after: float = 0.0
+    p99_before: float = 0.0
+    p99_hang: float = 0.0
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Result:
+    machine: str
+    started: str
+    command: str
+    seconds: float
+    rows: list[Row] = field(default_factory=list)
+    memory: Memory | None = None
+
+    def row(self, config: str, connections: int, body: str) -> Row | None:
+        for row in self.rows:
+            if (row.config, row.connections, row.body) == (config, connections, body):
+                return row
+        return None
+
+
+# --- the stack ------------------------------------------------------------------------------------
+
+
+class Stack:
+    """Upstreams and references, started once for the whole run."""
+
+    def __init__(self, tmp: Path, processes: Processes, *, nginx_workers: str) -> None:
+        self.tmp = tmp
+        self.processes = processes
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (tmp / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        write_bodies(tmp / "bodies")
+        self.ports = {
+            name: free_port()
+            for name in ("primary", "shadow", "mirror_fast", "mirror_slow", "passthrough")
+        }
+        values = {
+            "prefix": str(tmp),
+            "bodies": str(tmp / "bodies"),
+            "workers": nginx_workers,
+            "primary_port": str(self.ports["primary"]),
+            "shadow_port": str(self.ports["shadow"]),
+            "mirror_fast_port": str(self.ports["mirror_fast"]),
+            "mirror_slow_port": str(self.ports["mirror_slow"]),
+        }
+        self.slow_port = self._delayed("slow-shadow", 200)
+        self.hang_port = self._delayed("hang-shadow", 0)
+        values["slow_shadow_port"] = str(self.slow_port)
+        for conf in ("upstreams", "mirror"):
+            (tmp / f"{conf}.conf").write_text(render_nginx(f"{conf}.conf", values))
+            nginx = processes.start(
+                f"nginx-{conf}",
+                [NGINX, "-p", str(tmp), "-c", str(tmp / f"{conf}.conf"), "-g", "daemon off;"],
+            )
+            wait_http(self.url("primary" if conf == "upstreams" else "mirror_fast"), 10, nginx)
+        passthrough = processes.start(
+            "passthrough",
+            [
+                PYTHON,
+                str(ROOT / "bench" / "passthrough.py"),
+                "--upstream",
+                self.url("primary"),
+                "--port",
+                str(self.ports["passthrough"]),
+            ],
+        )
+        wait_http(self.url("passthrough"), 20, passthrough)
+
+    def _delayed(self, name: str, delay_ms: int) -> int:
+        port = free_port()
+        process = self.processes.start(
+            name,
+            [
+                PYTHON,
+                str(ROOT / "bench" / "upstream.py"),
+                "--port",
+                str(port),
+                "--delay-ms",
+                str(delay_ms),
+            ],
+        )
+        wait_http(f"http://127.0.0.1:{port}/__bench/delay?ms={delay_ms}", 20, process)
+        return port
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def set_hang(self, delay_ms: int) -> None:
+        http_get(f"http://127.0.0.1:{self.hang_port}/__bench/delay?ms={delay_ms}")
+
+
+class Proxy:
+    """One ``shadowproxy run`` subprocess with its admin URL."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        name: str,
+        shadow: str,
+        workers: int,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.stack = stack
+        self.port = free_port()
+        admin_port = free_port()
+        self.admin = f"http://127.0.0.1:{admin_port}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        db = stack.tmp / f"{name}.db"
+        argv = [
+            SHADOWPROXY,
+            "run",
+            "--primary",
+            stack.url("primary"),
+            "--shadow",
+            shadow,
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--admin-listen",
+            f"127.0.0.1:{admin_port}",
+            "--rules",
+            str(RULES),
+            "--store",
+            f"sqlite:///{db}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+        self.process = stack.processes.start(name, argv)
+        wait_http(self.admin + "/healthz", 60, self.process)
+        wait_http(self.url + TARGETS["small"], 30, self.process)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def metrics(self) -> dict[str, float]:
+        samples = scrape(self.admin)
+        duration_sum = total(samples, "shadowproxy_comparison_duration_seconds_sum")
+        return {
+            "compared": total(samples, "shadowproxy_comparisons_total"),
+            "queue_full": total(samples, "shadowproxy_mirror_skips_total", reason="queue_full"),
+            "sampled_out": total(samples, "shadowproxy_mirror_skips_total", reason="sampled_out"),
+            "shadow_busy": total(samples, "shadowproxy_mirror_skips_total", reason="shadow_busy"),
+            "queue_depth": total(samples, "shadowproxy_queue_depth"),
+            "busy": total(samples, "shadowproxy_comparisons_in_progress"),
+            "duration_sum": duration_sum,
+            "duration_count": total(samples, "shadowproxy_comparison_duration_seconds_count"),
+            "tasks": total(samples, "shadowproxy_asyncio_tasks"),
+        }
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the comparator queue is empty (a previous run's backlog is done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.metrics()
+            if not m["queue_depth"] and not m["busy"]:
+                return
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        self.stack.processes.stop(self.process, grace=40.0)
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def measure(
+    result: Result,
+    config: str,
+    base: str,
+    seconds: float,
+    *,
+    proxy: Proxy | None = None,
+    plan: tuple[tuple[str, int], ...] = (("small", 1), ("small", 32), ("large", 1), ("large", 32)),
+) -> None:
+    run_wrk(base + TARGETS["small"], 8, min(2.0, seconds))  # warm pools, comparators, caches
+    for body, connections in plan:
+        if proxy is not None:
+            proxy.settle()
+        before = proxy.metrics() if proxy is not None else None
+        load = run_wrk(base + TARGETS[body], connections, seconds)
+        row = Row(config, connections, body, load.rps, load.p50_ms, load.p99_ms, load.errors)
+        if proxy is not None and before is not None:
+            after = proxy.metrics()
+            row.compared_per_s = (after["compared"] - before["compared"]) / seconds
+            row.shed_per_s = (
+                after["queue_full"]
+                - before["queue_full"]
+                + after["sampled_out"]
+                - before["sampled_out"]
+            ) / seconds
+            row.busy_per_s = (after["shadow_busy"] - before["shadow_busy"]) / seconds
+            count = after["duration_count"] - before["duration_count"]
+            if count:
+                row.compare_ms = (after["duration_sum"] - before["duration_sum"]) / count * 1000
+        result.rows.append(row)
+        print(_format_row(row), flush=True)
+
+
+def memory_phase(stack: Stack, hang_seconds: float, load_seconds: float) -> Memory:
+    """Large bodies at 32 connections: fast shadow, then hanging, then fast again; RSS sampled."""
+    memory = Memory(hang_seconds=hang_seconds)
+    stack.set_hang(0)
+    proxy = Proxy(stack, name="sp-memory", shadow=f"http://127.0.0.1:{stack.hang_port}", workers=1)
+    try:
+        time.sleep(1.0)
+        memory.idle_mb = footprint(proxy.pid).rss_mb
+        samples: list[tuple[float, Footprint, str]] = []
+        phase = ["before"]
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append((time.monotonic() - started, footprint(proxy.pid), phase[0]))
+                stop.wait(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        url = proxy.url + TARGETS["large"]
+        before = run_wrk(url, 32, load_seconds)
+        memory.start_mb = samples[-1][1].rss_mb
+        stack.set_hang(3_600_000)
+        phase[0] = "hang"
+        during = run_wrk(url, 32, hang_seconds)
+        stack.set_hang(0)
+        phase[0] = "after"
+        after = run_wrk(url, 32, load_seconds)
+        phase[0] = "idle"
+        proxy.settle()
+        time.sleep(min(10.0, load_seconds))
+        stop.set()
+        sampler.join()
+        memory.end_mb = footprint(proxy.pid).rss_mb
+        memory.peak_mb = max(f.rss_mb for _, f, _ in samples)
+        memory.peak_fds = max(f.fds for _, f, _ in samples)
+        memory.rps_before, memory.rps_hang, memory.rps_after = before.rps, during.rps, after.rps
+        memory.p99_before, memory.p99_hang = before.p99_ms, during.p99_ms
+        memory.timeline = [(round(t, 1), round(f.rss_mb, 1), p) for t, f, p in samples[::4]]
+    finally:
+        proxy.stop()
+        stack.set_hang(0)
+    return memory
+
+
+def run(args: argparse.Namespace) -> Result:
+    result = Result(
+        machine=machine(),
+        started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command="bench/bench_proxy.py " + " ".join(sys.argv[1:]),
+        seconds=args.seconds,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    try:
+        with owned_processes(tmp) as processes:
+            stack = Stack(tmp, processes, nginx_workers=args.nginx_workers)
+            print(_header(), flush=True)
+            measure(result, DIRECT, stack.url("primary"), args.seconds)
+            measure(result, MIRROR_FAST, stack.url("mirror_fast"), args.seconds)
+            measure(result, MIRROR_SLOW, stack.url("mirror_slow"), args.seconds)
+            measure(result, AIOHTTP_REF, stack.url("passthrough"), args.seconds)
+            for workers in args.workers:
+                for slow in (False, True):
+                    shadow = f"http://127.0.0.1:{stack.slow_port}" if slow else stack.url("shadow")
+                    name = sp_name(workers, slow)
+                    proxy = Proxy(
+                        stack, name=f"sp-w{workers}-{int(slow)}", shadow=shadow, workers=workers
+                    )
+                    try:
+                        measure(result, name, proxy.url, args.seconds, proxy=proxy)
+                    finally:
+                        proxy.stop()
+            if args.hang_seconds > 0:
+                result.memory = memory_phase(stack, args.hang_seconds, args.seconds)
+    finally:
+        if args.keep:
+            print(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+# --- profiling ------------------------------------------------------------------------------------
+
+
+def profile(args: argparse.Namespace) -> None:
+    """Record py-spy stacks of shadowproxy -w1 under 32-connection load, per body; print the top."""
+    py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-profile-"))
+    try:
+        with owned_processes(tmp) as processes:
+            stack = Stack(tmp, processes, nginx_workers=args.nginx_workers)
+            proxy = Proxy(stack, name="sp-profile", shadow=stack.url("shadow"), workers=1)
+            try:
+                run_wrk(proxy.url + TARGETS["small"], 8, 2)
+                for body in ("small", "large"):
+                    proxy.settle()
+                    raw = out / f"shadowproxy-{body}.txt"
+                    record = processes.start(
+                        f"py-spy-{body}",
+                        [
+                            py_spy,
+                            "record",
+                            "--pid",
+                            str(proxy.pid),
+                            "--subprocesses",
+                            "--format",
+                            "raw",
+                            "--rate",
+                            "200",
+                            "--duration",
+                            str(int(args.seconds)),
+                            "-o",
+                            str(raw),
+                        ],
+                    )
+                    time.sleep(1.0)
+                    load = run_wrk(proxy.url + TARGETS[body], 32, args.seconds - 2)
+                    record.wait(args.seconds + 30)
+                    print(f"\n## {body}: {load.rps:,.0f} req/s under py-spy; stacks in {raw}")
+                    print_profile(raw)
+            finally:
+                proxy.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_profile(raw: Path, top: int = 25) -> None:
+    """Self and inclusive sample shares by function from py-spy's collapsed stacks, per process."""
+    by_process: dict[str, tuple[dict[str, int], dict[str, int], list[int]]] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        process = frames[0].split(" ")[0] if frames[0].startswith("process") else "?"
+        own, inclusive, samples = by_process.setdefault(process, ({}, {}, [0]))
+        samples[0] += count
+        functions = [f for f in frames if not f.startswith(("process", "thread"))]
+        if functions:
+            own[functions[-1]] = own.get(functions[-1], 0) + count
+        for name in set(functions):
+            inclusive[name] = inclusive.get(name, 0) + count
+    for process, (own, inclusive, samples) in by_process.items():
+        print(f"\n### {process}: {samples[0]} samples")
+        print("self:")
+        for name, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {count / samples[0]:6.1%}  {name}")
+        print("inclusive (shadowproxy and aiohttp frames):")
+        interesting = {k: v for k, v in inclusive.items() if "shadowproxy" in k or "aiohttp" in k}
+        for name, count in sorted(interesting.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {count / samples[0]:6.1%}  {name}")
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+
+def _header() -> str:
+    return (
+        "| configuration | conns | body | req/s | p50 ms | p99 ms | errors | compared/s "
+        "| shed/s | shadow busy/s | compare ms |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+
+
+def _opt(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _format_row(row: Row) -> str:
+    return (
+        f"| {row.config} | {row.connections} | {row.body} | {row.rps:,.0f} | {row.p50_ms:.2f} | "
+        f"{row.p99_ms:.2f} | {row.errors} | {_opt(row.compared_per_s, ',.0f')} | "
+        f"{_opt(row.shed_per_s, ',.0f')} | {_opt(row.busy_per_s, ',.0f')} | "
+        f"{_opt(row.compare_ms, '.2f')} |"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    name: str
+    value: float | None
+    target: str
+    met: bool | None
+    detail: str
+
+
+def ratios(result: Result, workers: int) -> list[Ratio]:
+    """The issue's targets for ``shadowproxy -w<workers>``, computed from one run."""
+    fast, slow = sp_name(workers, False), sp_name(workers, True)
+    out: list[Ratio] = []
+
+    def get(config: str, c: int, body: str) -> Row:
+        row = result.row(config, c, body)
+        if row is None:
+            raise KeyError((config, c, body))
+        return row
+
+    def add(name: str, target: str, compute: Callable[[], tuple[float, bool, str]]) -> None:
+        try:
+            value, met, detail = compute()
+        except (KeyError, ZeroDivisionError):
+            out.append(Ratio(name, None, target, None, "not measured"))
+            return
+        out.append(Ratio(name, value, target, met, detail))
+
+    for body in ("small", "large"):
+
+        def slow_rps(body: str = body) -> tuple[float, bool, str]:
+            a, b = get(fast, 32, body), get(slow, 32, body)
+            change = b.rps / a.rps - 1
+            return change, abs(change) <= 0.05 or change > 0, f"{b.rps:,.0f} vs {a.rps:,.0f}"
+
+        def slow_p99(body: str = body) -> tuple[float, bool, str]:
+            a, b = get(fast, 32, body), get(slow, 32, body)
+            change = b.p99_ms / a.p99_ms - 1
+            return change, change <= 0.05, f"{b.p99_ms:.2f} vs {a.p99_ms:.2f} ms"
+
+        add(f"200 ms shadow, {body}, 32 c: req/s change", "within 5 %", slow_rps)
+        add(f"200 ms shadow, {body}, 32 c: p99 change", "within 5 %", slow_p99)
+
+    def nginx_loss() -> tuple[float, bool, str]:
+        a, b = get(MIRROR_FAST, 32, "small"), get(MIRROR_SLOW, 32, "small")
+        return b.rps / a.rps - 1, True, f"{b.rps:,.0f} vs {a.rps:,.0f} (reference)"
+
+    add("nginx mirror, 200 ms shadow, small, 32 c: req/s change", "(≈ −99 %)", nginx_loss)
+
+    def vs(ref: str, body: str, floor: float) -> Callable[[], tuple[float, bool, str]]:
+        def compute() -> tuple[float, bool, str]:
+            a, b = get(ref, 32, body), get(fast, 32, body)
+            return b.rps / a.rps, b.rps / a.rps >= floor, f"{b.rps:,.0f} vs {a.rps:,.0f}"
+
+        return compute
+
+    add("small, 32 c: req/s ÷ aiohttp pass-through", "≥ 1×", vs(AIOHTTP_REF, "small", 1.0))
+    add("small, 32 c: req/s ÷ nginx mirror", "≥ 0.5×", vs(MIRROR_FAST, "small", 0.5))
+
+    def added(attr: str, limit: float) -> Callable[[], tuple[float, bool, str]]:
+        def compute() -> tuple[float, bool, str]:
+            a, b = get(DIRECT, 1, "small"), get(fast, 1, "small")
+            delta = getattr(b, attr) - getattr(a, attr)
+            return delta, delta <= limit, f"{getattr(b, attr):.3f} − {getattr(a, attr):.3f} ms"
+
+        return compute
+
+    add("small, 1 c: added p50 over direct (ms)", "≤ 0.25 ms", added("p50_ms", 0.25))
+    add("small, 1 c: added p99 over direct (ms)", "≤ 1 ms", added("p99_ms", 1.0))
+    add("large, 32 c: req/s ÷ aiohttp pass-through", "≥ 0.8×", vs(AIOHTTP_REF, "large", 0.8))
+
+    def comparisons() -> tuple[float, bool, str]:
+        row = get(fast, 32, "large")
+        assert row.compared_per_s is not None
+        per_process = row.compared_per_s / workers  # --comparators 1 per serving process
+        shed = row.shed_per_s or 0.0
+        return (
+            per_process,
+            per_process >= 150,
+            f"{row.compared_per_s:,.0f}/s compared over {workers} comparator process(es), "
+            f"{shed:,.0f}/s shed and counted, {row.compare_ms or 0:.1f} ms each",
+        )
+
+    add("large, 32 c: comparisons/s per comparator process", "≥ 150/s", comparisons)
+    return out
+
+
+def report(result: Result, workers: list[int]) -> str:
+    lines = [f"{result.started}; {result.machine}", f"Command: `{result.command}`", "", _header()]
+    lines += [_format_row(row) for row in result.rows]
+    for w in workers:
+        lines += ["", f"Targets for `--workers {w}`:", ""]
+        lines += ["| ratio | value | target | met | from |", "|---|---:|---|---|---|"]
+        for r in ratios(result, w):
+            value = "—" if r.value is None else _ratio_text(r)
+            met = "—" if r.met is None else ("yes" if r.met else "**no**")
+            lines.append(f"| {r.name} | {value} | {r.target} | {met} | {r.detail} |")
+    if result.memory is not None:
+        m = result.memory
+        lines += [
+            "",
+            f"Memory, shadowproxy -w1 tree (serving + comparator), large body, 32 c, shadow hung "
+            f"{m.hang_seconds:g} s: idle {m.idle_mb:.0f} MB, start of load {m.start_mb:.0f} MB, "
+            f"peak {m.peak_mb:.0f} MB, end (load over, queue drained) {m.end_mb:.0f} MB; "
+            f"peak fds {m.peak_fds}. Client req/s before / during / after the hang: "
+            f"{m.rps_before:,.0f} / {m.rps_hang:,.0f} / {m.rps_after:,.0f}; p99 "
+            f"{m.p99_before:.1f} / {m.p99_hang:.1f} ms.",
+        ]
+    return "\n".join(lines)
+
+
+def _ratio_text(r: Ratio) -> str:
+    assert r.value is not None
+    if "change" in r.name:
+        return f"{r.value:+.1%}"
+    if "(ms)" in r.name:
+        return f"{r.value:+.3f} ms"
+    if "per comparator" in r.name:
+        return f"{r.value:,.0f}/s"
+    return f"{r.value:.2f}×"
+
+
+# --- combining runs -------------------------------------------------------------------------------
+
+
+def load_result(path: Path) -> Result:
+    data: dict[str, Any] = json.loads(path.read_text())
+    memory = Memory(**data["memory"]) if data.get("memory") else None
+    return Result(
+        machine=data["machine"],
+        started=data["started"],
+        command=data["command"],
+        seconds=data["seconds"],
+        rows=[Row(**row) for row in data["rows"]],
+        memory=memory,
+    )
+
+
+def combine(paths: list[Path], workers: list[int]) -> str:
+    """Median of each cell and of each run's own ratios."""
+    results = [load_result(p) for p in paths]
+    keys: list[tuple[str, int, str]] = []
+    for result in results:
+        for row in result.rows:
+            if (row.config, row.connections, row.body) not in keys:
+                keys.append((row.config, row.connections, row.body))
+    median = Result(
+        machine=results[0].machine,
+        started=", ".join(r.started for r in results),
+        command=" ; ".join(r.command for r in results),
+        seconds=results[0].seconds,
+    )
+    for key in keys:
+        rows = [r for res in results if (r := res.row(*key)) is not None]
+        median.rows.append(
+            Row(
+                *key,
+                rps=statistics.median(r.rps for r in rows),
+                p50_ms=statistics.median(r.p50_ms for r in rows),
+                p99_ms=statistics.median(r.p99_ms for r in rows),
+                errors=sum(r.errors for r in rows),
+                compared_per_s=_median_opt([r.compared_per_s for r in rows]),
+                shed_per_s=_median_opt([r.shed_per_s for r in rows]),
+                busy_per_s=_median_opt([r.busy_per_s for r in rows]),
+                compare_ms=_median_opt([r.compare_ms for r in rows]),
+            )
+        )
+    lines = [f"Medians of {len(results)} runs ({median.started})", "", _header()]
+    lines += [_format_row(row) for row in median.rows]
+    for w in workers:
+        per_run = [ratios(r, w) for r in results]
+        lines += ["", f"Targets for `--workers {w}`: each run's ratio, and their median", ""]
+        lines += ["| ratio | runs | median | target | met (median) |", "|---|---|---:|---|---|"]
+        for i, first in enumerate(per_run[0]):
+            values = [run[i] for run in per_run]
+            measured = [v for v in values if v.value is not None]
+            if not measured:
+                continue
+            mid = statistics.median(v.value for v in measured if v.value is not None)
+            shown = Ratio(first.name, mid, first.target, None, "")
+            runs = ", ".join(_ratio_text(v) for v in measured)
+            met = _met(first, mid)
+            lines.append(
+                f"| {first.name} | {runs} | {_ratio_text(shown)} | {first.target} | {met} |"
+            )
+    memories = [r.memory for r in results if r.memory is not None]
+    for m in memories:
+        lines.append(
+            f"\nMemory (shadow hung {m.hang_seconds:g} s): idle {m.idle_mb:.0f} MB, start "
+            f"{m.start_mb:.0f}, peak {m.peak_mb:.0f}, end {m.end_mb:.0f} MB; client req/s "
+            f"before/during/after {m.rps_before:,.0f}/{m.rps_hang:,.0f}/{m.rps_after:,.0f}."
+        )
+    return "\n".join(lines)
+
+
+def _median_opt(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _met(ratio: Ratio, value: float) -> str:
+    name, target = ratio.name, ratio.target
+    if target.startswith("("):
+        return "reference"
+    if "req/s change" in name:
+        ok = value >= -0.05
+    elif "p99 change" in name:
+        ok = value <= 0.05
+    elif "(ms)" in name:
+        ok = value <= float(target.split()[1])
+    elif "per comparator" in name:
+        ok = value >= 150
+    else:
+        ok = value >= float(target.split()[1].rstrip("×"))
+    return "yes" if ok else "**no**"
+
+
+def _iter_json(result: Result) -> Iterator[tuple[str, Any]]:
+    yield from asdict(result).items()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 15 s hang")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run (default 10)")
+    parser.add_argument("--hang-seconds", type=float, default=60.0, help="0 skips the phase")
+    parser.add_argument("--workers", default="1,2", help="shadowproxy --workers values")
+    parser.add_argument("--nginx-workers", default="auto")
+    parser.add_argument("--json", type=Path, help="also write the run's rows here")
+    parser.add_argument("--combine", type=Path, nargs="+", help="medians of earlier --json runs")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy shadowproxy -w1; no table")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
+    args = parser.parse_args()
+    args.workers = [int(w) for w in args.workers.split(",")]
+    if args.quick:
+        args.seconds = 3.0
+        args.hang_seconds = min(args.hang_seconds, 15.0)
+    if args.combine:
+        print(combine(args.combine, args.workers))
+        return
+    if args.profile:
+        profile(args)
+        return
+    result = run(args)
+    print()
+    print(report(result, args.workers))
+    if args.json:
+        args.json.write_text(json.dumps(dict(_iter_json(result)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
