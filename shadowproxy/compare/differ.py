@@ -6,8 +6,8 @@ because Python's ``==`` says ``True == 1`` and ``1 == 1.0``, an equal pair of co
 confirmed by comparing their sorted-key serialisations (also C-fast) before it is skipped. Only
 subtrees that differ are descended into, and only there are the path rules consulted.
 
-Arrays are compared by position, except arrays of scalars of different lengths, which are
-aligned as ``diff(1)`` aligns lines when that gives fewer differences (as DeepDiff does). Under
+Arrays are compared by position, except arrays of scalars, which are aligned as ``diff(1)``
+aligns lines when that gives fewer differences (as DeepDiff does). Under
 ``unordered: {}`` an array is a multiset; under ``unordered: {key: ...}`` elements are matched by
 key and compared one to one.
 """
@@ -37,6 +37,9 @@ from shadowproxy.rules.values import (
 
 MAX_DIFFERENCES = 1000
 """A comparison stops collecting after this many differences (the verdict is a mismatch anyway)."""
+MAX_ALIGNED = 4000
+"""Arrays of scalars up to this many elements (both sides together) are aligned before they are
+compared; longer ones are compared by position (alignment can cost up to quadratic time)."""
 MAX_PAIRING_WORK = 10_000
 """Largest product of unmatched primary and shadow counts for which multiset elements that are
 not identical are paired by rule-aware equality; beyond it they are reported missing and extra."""
@@ -224,6 +227,7 @@ class _Walk:
 
     def run(self, frame: _Frame) -> None:
         stack: list[_Frame] = [frame]
+        dumps = orjson.dumps
         out = self.out
         limit = self.limit
         ife = self.int_float_equal
@@ -258,9 +262,14 @@ class _Walk:
                         if (vb := b.get(key, MISSING)) is MISSING
                         or (kind := type(va)) is not type(vb)
                         or va != vb
-                        or ((kind is dict or kind is list) and not _same(va, vb))
+                        or (
+                            (kind is dict or kind is list)
+                            and dumps(va) != dumps(vb)
+                            and dumps(va, option=_SORT) != dumps(vb, option=_SORT)
+                        )
                     ]
-                except RecursionError:
+                except (RecursionError, orjson.JSONEncodeError):
+                    # Too deep for == or the serialiser: look at every key, level by level.
                     changed = list(a)
                 for key in changed:
                     va = a[key]
@@ -347,7 +356,7 @@ class _Walk:
                 )
             )
 
-        if len(a) != len(b) and _all_scalars(a) and _all_scalars(b):
+        if len(a) + len(b) <= MAX_ALIGNED and _all_scalars(a) and _all_scalars(b):
             aligned = self._aligned(a, b, frame, frames)
             if aligned is not None:
                 return aligned
@@ -368,8 +377,8 @@ class _Walk:
         frame: Callable[[int | None, int | None], None],
         frames: list[_Frame],
     ) -> list[_Frame] | None:
-        """Scalars of different counts aligned as diff(1) aligns lines; ``None`` when that gives
-        more differences than comparing by position (then position wins, as in DeepDiff)."""
+        """Scalars aligned as diff(1) aligns lines; ``None`` when that gives more differences than
+        comparing by position (then position wins, as in DeepDiff)."""
         matcher = difflib.SequenceMatcher(
             None, [canonical(x) for x in a], [canonical(x) for x in b], autojunk=False
         )

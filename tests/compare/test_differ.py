@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 import orjson
 from deepdiff import DeepDiff
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from shadowproxy.compare.differ import diff_documents, equal_under
@@ -100,6 +100,7 @@ def test_changed_pointers_equal_deepdiffs(data: st.DataObject) -> None:
     """Without rules, the set of changed pointers is DeepDiff's (paths translated)."""
     a = data.draw(documents)
     b = mutate(data, a)
+    note(f"a={a!r} b={b!r}")
     ours = {d.pointer for d in diff_documents(a, b, EXACT)}
     assert deepdiff_pointers(a, b) == ours
 
