@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import select
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -219,6 +220,17 @@ def test_subprocess_exit_code_and_stdout(store_url: str) -> None:
     assert result.stdout.decode().startswith("## ❌ shadowproxy readiness: FAIL")
 
 
+def _read_tty(fd: int, *, until: str) -> str:
+    """What the terminal received, up to ``until``: a pty passes writes on asynchronously."""
+    received = b""
+    while not received.decode("utf-8", "ignore").endswith(until):
+        ready, _, _ = select.select([fd], [], [], 5.0)
+        if not ready:
+            break
+        received += os.read(fd, 4096)
+    return received.decode("utf-8")
+
+
 def test_progress_bar_on_a_terminal() -> None:
     """On a TTY the bar shows steps and is erased at the end; off a TTY nothing is written."""
     leader, follower = pty.openpty()
@@ -227,7 +239,7 @@ def test_progress_bar_on_a_terminal() -> None:
             progress = Progress(tty, delay=0.0)
             progress.update(3, 6)
             progress.clear()
-        written = os.read(leader, 4096).decode("utf-8")
+        written = _read_tty(leader, until="\r\x1b[K")
     finally:
         os.close(leader)
         os.close(follower)
