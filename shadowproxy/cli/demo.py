@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="requests per second after the opening burst (default 5)")
     parser.add_argument("--requests", type=_positive_int, default=400, metavar="N",
                         help="requests in the opening burst (default 400)")
+    parser.add_argument("--backend", choices=("legacy", "rewrite"),
+                        help="serve only this demo backend on --listen (no proxy, no traffic): "
+                        "for trying the proxy or the deploy/ compose file against it")
     parser.set_defaults(func=run)
 
 
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.backend:
+        from shadowproxy.demo.runner import serve_backend
+
+        return asyncio.run(serve_backend(args.backend, args.listen or HostPort("127.0.0.1", 3000)))
     options = DemoOptions(
         duration=args.duration,
         listen=args.listen,

@@ -279,3 +279,19 @@ async def run_demo(
                         say(line)
     say("demo stopped")
     return 0
+
+
+async def serve_backend(which: str, listen: HostPort) -> int:
+    """Serve one demo backend (``legacy`` or ``rewrite``) on ``listen`` until SIGINT/SIGTERM."""
+    app = legacy_app() if which == "legacy" else rewrite_app()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    try:
+        await web.TCPSite(runner, listen.host, listen.port).start()
+        print(f"demo {which} backend on http://{listen}", flush=True)
+        with _stop_on_signals(stop):
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +139,27 @@ def test_bad_options_stop_the_demo_with_one_clear_line(
     assert 2 == result.returncode
     assert message in result.stderr.strip().splitlines()[-1]
     assert "" == result.stdout
+
+
+def test_backend_mode_serves_one_backend(tmp_path: Path) -> None:
+    """`demo --backend legacy` serves the legacy catalogue alone, for compose or manual tries."""
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shadowproxy", "demo", "--backend", "legacy",
+         "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert f"demo legacy backend on http://127.0.0.1:{port}" == process.stdout.readline().strip()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v3/genres", timeout=5) as answer:
+            assert answer.headers["X-Powered-By"] == "Express"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
