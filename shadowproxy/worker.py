@@ -93,6 +93,9 @@ class WorkerSettings:
     """Seconds one read waits for new entries; also the latency of noticing SIGTERM when idle."""
     stop_grace: float = 10.0
     """Seconds a stopping worker keeps retrying the store write or the acknowledgement."""
+    forget_idle: float = 3600.0
+    """Seconds a consumer with nothing pending may stay silent before it is removed from the group
+    (restarts under new names would otherwise pile up in ``XINFO CONSUMERS``)."""
     max_deliveries: int = 5
     """An entry taken over more often than this is not compared again: something in it kills
     workers (a body that exhausts memory, say). It is stored as skipped (``poison``), so it is
@@ -276,7 +279,13 @@ class Worker:
                 await self._process(claimed.entries, stop, taken_over=True)
             cursor = claimed.cursor
             if cursor == "0-0":
-                return
+                break
+        gone = await self._stream.forget_idle_consumers(
+            s.group, idle=s.forget_idle, keep=s.consumer
+        )
+        if gone:
+            log.info("removed %d long-silent consumers from group %s: %s", len(gone), s.group,
+                     ", ".join(gone))
 
     # --- one batch ----------------------------------------------------------------------------
 

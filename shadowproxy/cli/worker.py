@@ -112,6 +112,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default 10).",
     )
     parser.add_argument(
+        "--forget-idle", type=_positive(float), default=3600.0, metavar="SECONDS",
+        help="Remove consumers that have nothing pending and were silent this long from the "
+        "group (default 3600): dead workers' names do not pile up.",
+    )
+    parser.add_argument(
         "--max-deliveries", type=_positive(int), default=5, metavar="N",
         help="An entry taken over more often than this (it keeps killing workers) is stored as "
         "skipped with reason 'poison' instead of compared again (default 5).",
@@ -138,6 +143,7 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
         claim_idle=args.claim_idle,
         stop_grace=args.stop_grace,
         max_deliveries=args.max_deliveries,
+        forget_idle=args.forget_idle,
         metrics_listen=args.metrics_listen,
     )
 

@@ -12,6 +12,7 @@ their entries unacknowledged). Every Redis failure surfaces as :class:`QueueErro
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STREAM = "shadowproxy:exchanges"
 """The stream key proxies append to and workers read from."""
@@ -227,6 +230,30 @@ class RedisStream:
             return int(await self._client.xack(self.name, group, *ids))
         except RedisError as exc:
             raise QueueError(f"XACK {self.name} {group}: {exc}") from None
+
+    async def forget_idle_consumers(
+        self, group: str, *, idle: float, keep: str
+    ) -> tuple[str, ...]:
+        """Remove consumers that have nothing pending and have not read for ``idle`` seconds (dead
+        workers' names, which would otherwise pile up with every restart), except ``keep``."""
+        try:
+            consumers = await self._client.xinfo_consumers(self.name, group)
+            gone: list[str] = []
+            for consumer in consumers:
+                name = _text(consumer["name"])
+                if name == keep or int(consumer["pending"]) or consumer["idle"] < idle * 1000:
+                    continue
+                # DELCONSUMER drops the consumer's pending entries with it. Only a consumer silent
+                # for `idle` that reads in this very round trip can have some; it still holds them
+                # in memory and stores them, only a crash of it right then would lose them.
+                dropped = int(await self._client.xgroup_delconsumer(self.name, group, name))
+                if dropped:
+                    log.warning("consumer %s woke while being removed; %d of its entries are no "
+                                "longer pending", name, dropped)
+                gone.append(name)
+        except RedisError as exc:
+            raise _failure(f"XINFO CONSUMERS {self.name} {group}", exc) from None
+        return tuple(gone)
 
     async def pending(self, group: str) -> Pending:
         """How many entries the group has delivered and not yet had acknowledged, per consumer."""

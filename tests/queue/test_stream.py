@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -125,3 +126,20 @@ async def test_deliveries_count_every_take_over(stream: RedisStream) -> None:
     ids = [entry.id for entry in read]
     assert {ids[0]: 3} == await stream.deliveries("workers", "c", ids)
     assert {ids[1]: 1, ids[2]: 1} == await stream.deliveries("workers", "a", ids)
+
+
+async def test_only_silent_consumers_with_nothing_pending_are_forgotten(
+    stream: RedisStream,
+) -> None:
+    """A consumer that acknowledged everything and went silent is removed; one holding entries,
+    and the caller itself, stay."""
+    await stream.ensure_group("workers")
+    await stream.append(_entries(3), maxlen=1000)
+    done = await stream.read("workers", "finished", count=1, block=0.1)
+    await stream.ack("workers", [entry.id for entry in done])
+    await stream.read("workers", "holding", count=1, block=0.1)
+    await stream.read("workers", "me", count=1, block=0.1)
+    assert () == await stream.forget_idle_consumers("workers", idle=3600, keep="me")
+    await asyncio.sleep(0.15)
+    assert ("finished",) == await stream.forget_idle_consumers("workers", idle=0.1, keep="me")
+    assert {"holding": 1, "me": 1} == dict((await stream.pending("workers")).by_consumer)
