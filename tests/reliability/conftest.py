@@ -11,8 +11,7 @@ from tests.conftest import StartUpstream
 from tests.reliability import faults
 
 StartFault = Callable[[str], Awaitable[str]]
-RecordProperty = Callable[[str, object], None]
-"""pytest's ``record_property``: figures land in the JUnit XML (docs/RELIABILITY.md quotes them)."""
+RecordFigure = Callable[[str, object], None]
 
 FAULTS = ("refuses", "hangs", "resets", "garbage", "huge", "drips", "errors", "lying_gzip")
 
@@ -43,3 +42,14 @@ async def fault(upstream: StartUpstream) -> AsyncIterator[StartFault]:
             return server.url
 
         yield start
+
+
+@pytest.fixture
+def record_figure(request: pytest.FixtureRequest) -> RecordFigure:
+    """Keep a measured figure with the test's report (``--junitxml ... -o junit_family=legacy``
+    writes them out; docs/RELIABILITY.md quotes them). Unlike ``record_property`` it never warns."""
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((name, value))
+
+    return record

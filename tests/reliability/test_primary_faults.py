@@ -19,7 +19,7 @@ import pytest
 from shadowproxy.proxy.headers import HOP_BY_HOP
 from tests.conftest import StartProxy
 from tests.reliability import faults
-from tests.reliability.conftest import RecordProperty, StartFault
+from tests.reliability.conftest import RecordFigure, StartFault
 from tests.reliability.faults import Seen, metrics_of, sample, timed_get
 
 ENDPOINT = "GET /v3/title"
@@ -63,7 +63,7 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
     client: aiohttp.ClientSession,
     tmp_path: Path,
     name: str,
-    record_property: RecordProperty,
+    record_figure: RecordFigure,
 ) -> None:
     """Status and bytes are the primary's or a 502/504/abort; latency is the fault's own (the
     primary's timeout for a hang), never more; the exchange is counted and not compared."""
@@ -123,20 +123,20 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
         kinds = {d.kind for r in records for d in r.differences}
         assert {"errors": {"status"}, "drips": {"type"}}.get(name, {"unparseable"}) <= kinds
 
-    record_property(
+    record_figure(
         "client_ms_median", round(1000 * statistics.median(s.seconds for s in observed), 1)
     )
-    record_property(
+    record_figure(
         "baseline_ms_median", round(1000 * statistics.median(s.seconds for s in baseline), 1)
     )
-    record_property("first_byte_ms", round(1000 * max(s.first_byte for s in observed), 1))
+    record_figure("first_byte_ms", round(1000 * max(s.first_byte for s in observed), 1))
 
 
 async def test_huge_primary_streams_through_in_bounded_memory(
     fault: StartFault,
     proxy: StartProxy,
     client: aiohttp.ClientSession,
-    record_property: RecordProperty,
+    record_figure: RecordFigure,
 ) -> None:
     """100 MB from the primary reaches the client whole, streamed; the proxy keeps only its
     capture cap (peak memory grows by megabytes, not by a hundred); the exchange is skipped as
@@ -153,6 +153,6 @@ async def test_huge_primary_streams_through_in_bounded_memory(
     assert 1 == sample(text, "shadowproxy_comparisons_total", endpoint=ENDPOINT, verdict="skipped")
     [summary] = await running.store.summary(endpoint=ENDPOINT)
     assert 1 == summary.skipped
-    record_property("seconds", round(seen.seconds, 2))
-    record_property("first_byte_ms", round(1000 * seen.first_byte, 1))
-    record_property("peak_rss_growth_mib", round(grown / 2**20, 1))
+    record_figure("seconds", round(seen.seconds, 2))
+    record_figure("first_byte_ms", round(1000 * seen.first_byte, 1))
+    record_figure("peak_rss_growth_mib", round(grown / 2**20, 1))

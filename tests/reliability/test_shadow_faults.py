@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import StartProxy
 from tests.reliability import faults
-from tests.reliability.conftest import RecordProperty, StartFault
+from tests.reliability.conftest import RecordFigure, StartFault
 from tests.reliability.faults import metrics_of, sample, timed_get
 
 ENDPOINT = "GET /v3/title"
@@ -53,7 +53,7 @@ async def test_shadow_fault_leaves_the_client_alone(
     proxy: StartProxy,
     client: aiohttp.ClientSession,
     name: str,
-    record_property: RecordProperty,
+    record_figure: RecordFigure,
 ) -> None:
     """The client gets the primary's exact bytes, about as fast as with a healthy shadow; the
     fault is recorded with its verdict and reason and counted in /metrics."""
@@ -99,21 +99,21 @@ async def test_shadow_fault_leaves_the_client_alone(
         kinds = {d.kind for r in page.items for d in r.differences}
         assert {"unparseable"} == kinds
 
-    record_property(
+    record_figure(
         "client_ms_median", round(1000 * statistics.median(s.seconds for s in observed), 1)
     )
-    record_property(
+    record_figure(
         "baseline_ms_median", round(1000 * statistics.median(s.seconds for s in baseline), 1)
     )
-    record_property("client_ms_max", round(1000 * max(s.seconds for s in observed), 1))
-    record_property("baseline_ms_max", round(1000 * max(s.seconds for s in baseline), 1))
+    record_figure("client_ms_max", round(1000 * max(s.seconds for s in observed), 1))
+    record_figure("baseline_ms_max", round(1000 * max(s.seconds for s in baseline), 1))
 
 
 async def test_huge_shadow_does_not_grow_memory(
     fault: StartFault,
     proxy: StartProxy,
     client: aiohttp.ClientSession,
-    record_property: RecordProperty,
+    record_figure: RecordFigure,
 ) -> None:
     """A shadow sending 100 MB is read only up to the capture cap: peak memory grows by a few
     megabytes, not by a hundred, and the exchange is skipped as too large."""
@@ -128,4 +128,4 @@ async def test_huge_shadow_does_not_grow_memory(
     assert grown < 40 * 1024 * 1024, f"peak RSS grew by {grown / 2**20:.1f} MiB"
     text = await metrics_of(client, running.admin_url)
     assert 3 == sample(text, "shadowproxy_comparisons_total", endpoint=ENDPOINT, verdict="skipped")
-    record_property("peak_rss_growth_mib", round(grown / 2**20, 1))
+    record_figure("peak_rss_growth_mib", round(grown / 2**20, 1))
