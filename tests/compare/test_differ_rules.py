@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.compare.test_differ import documents, keys, mutate
 from tests.factories import title_document
 
 
+@functools.lru_cache(maxsize=256)
 def rules(block: str) -> EndpointRules:
     """The defaults of a rule file whose ``defaults`` block is ``block`` (YAML flow mapping)."""
     return parse_ruleset(f"version: 1\ndefaults: {block}\n").defaults
@@ -238,3 +240,23 @@ def test_unordered_key_missing_in_some_elements() -> None:
     b = {"l": [5, {"x": 1}, {"id": 1}]}
     assert [] == diff_documents(a, b, r)
     assert [(DiffKind.EXTRA)] == [d.kind for d in diff_documents(a, {"l": [*b["l"], 6]}, r)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(documents, max_size=8), st.randoms(use_true_random=False))
+def test_multiset_permutation_is_never_a_difference(items: list[Any], rng: random.Random) -> None:
+    """Any permutation of an unordered array, whatever its elements, reports nothing."""
+    shuffled = list(items)
+    rng.shuffle(shuffled)
+    assert [] == diff_documents({"a": items}, {"a": shuffled}, rules("{unordered: [/a]}"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(documents, max_size=8), st.randoms(use_true_random=False))
+def test_keyed_permutation_is_never_a_difference(bodies: list[Any], rng: random.Random) -> None:
+    """Any permutation of elements with distinct keys reports nothing under ``key: id``."""
+    items = [{"id": i, "body": body} for i, body in enumerate(bodies)]
+    shuffled = list(items)
+    rng.shuffle(shuffled)
+    r = rules("{unordered: {/list: {key: id}}}")
+    assert [] == diff_documents({"list": items}, {"list": shuffled}, r)
