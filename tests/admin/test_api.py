@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shlex
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,50 @@ async def test_shadow_error_detail_has_no_shadow_body(store: Store, client: Clie
         body["shadow"]["status"],
         body["verdict"],
     )
+
+
+async def test_same_answers_on_mongodb(aiohttp_client: MakeClient, tmp_path: Path) -> None:
+    """The API reads only the store contract: SQLite and MongoDB answer alike for one traffic."""
+    from secantus.server import SecantusDBServer
+
+    server = SecantusDBServer(
+        host="127.0.0.1",
+        port=0,
+        storage_path=":memory:",
+        enable_test_commands=False,
+        ttl_sweep_seconds=1,
+    )
+    server.start()
+    stores = [
+        open_store(f"sqlite:///{tmp_path / 'same.db'}"),
+        open_store(f"mongodb://127.0.0.1:{server.port}/sp_api_test"),
+    ]
+    now = time.time()
+    answers: list[list[Any]] = []
+    try:
+        for store in stores:
+            await store.aopen()
+            await fill(store, now=now)
+            app = web.Application()
+            app[appkeys.STORE] = store
+            setup_api(app)
+            client = await aiohttp_client(app)
+            since = f"since={int(now) - 86400}&until={int(now) + 60}"
+            answers.append(
+                [
+                    await _get(client, f"/api/v1/summary?{since}"),
+                    await _get(client, f"/api/v1/readiness?{since}"),
+                    await _get(client, f"/api/v1/fields?{since}"),
+                    await _get(client, f"/api/v1/mismatches?{since}&limit=5"),
+                    await _get(client, "/api/v1/mismatches/title-xss"),
+                    [g["fingerprint"] for g in (await _get(client, "/api/v1/groups"))["items"]],
+                ]
+            )
+    finally:
+        for store in stores:
+            await store.aclose()
+        server.stop()
+    sqlite, mongo = answers
+    for page in (sqlite[3], mongo[3]):
+        page["next_cursor"] = "engine-specific"
+    assert sqlite == mongo
