@@ -68,8 +68,9 @@ async def test_sigterm_finishes_in_flight_requests_and_flushes_comparisons(
             tmp_path, primary, shadow, "--store", f"sqlite:///{db}", "--comparators", "1"
         ) as running,
         aiohttp.ClientSession(auto_decompress=False) as client,
+        asyncio.TaskGroup() as tasks,
     ):
-        slow = asyncio.ensure_future(timed_get(client, running.traffic_url + "/v3/title/slow"))
+        slow = tasks.create_task(timed_get(client, running.traffic_url + "/v3/title/slow"))
         burst = await asyncio.gather(
             *(timed_get(client, running.traffic_url + "/v3/title/list") for _ in range(BURST))
         )

@@ -125,6 +125,11 @@ def _mismatches(report: bytes) -> int:
     return sum(int(e.get("mismatches", 0)) for e in data.get("endpoints", []))
 
 
+def store_files(directory: Path) -> dict[str, bytes]:
+    """The SQLite file and its companions (-wal, -shm), by name."""
+    return {p.name: p.read_bytes() for p in directory.glob("store.db*")}
+
+
 def export(db: Path, fmt: str) -> bytes:
     result = subprocess.run(
         [sys.executable, "-m", "shadowproxy", "report", "--store", f"sqlite:///{db}",
@@ -155,11 +160,10 @@ async def test_planted_secrets_reach_no_stored_byte_no_log_line_and_no_report(
         await send_traffic(running)
         await wait_for_records(db, 2)
         # While running: the WAL holds the latest writes.
-        live = {p.name: p.read_bytes() for p in tmp_path.glob("store.db*")}
+        live = store_files(tmp_path)
         running.terminate()
         assert 0 == await running.wait(20)
-        log = running.log_bytes()
-    files = {p.name: p.read_bytes() for p in tmp_path.glob("store.db*")}
+    files = store_files(tmp_path)
     reports = {fmt: export(db, fmt) for fmt in ("html", "json", "csv", "md", "junit")}
 
     found = {
