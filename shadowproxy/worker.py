@@ -218,9 +218,7 @@ class Worker:
                     await self._claim_pass(stop)
                     next_claim = loop.time() + max(0.05, s.claim_idle / 2)
                     continue
-                entries = await self._stream.read(
-                    s.group, s.consumer, count=s.batch, block=s.block
-                )
+                entries = await self._stream.read(s.group, s.consumer, count=s.batch, block=s.block)
             except GroupMissingError as exc:
                 # Redis came back empty (no persistence, or a failover): join again.
                 self._queue_failed(exc)
@@ -270,12 +268,14 @@ class Worker:
                 self._lost += len(claimed.deleted)
                 log.error(
                     "%d pending entries were trimmed from the stream before any worker stored "
-                    "them (raise --stream-maxlen or add workers)", len(claimed.deleted)
+                    "them (raise --stream-maxlen or add workers)",
+                    len(claimed.deleted),
                 )
             if claimed.entries:
                 self._claimed += len(claimed.entries)
-                log.info("claimed %d entries left pending by another consumer",
-                         len(claimed.entries))
+                log.info(
+                    "claimed %d entries left pending by another consumer", len(claimed.entries)
+                )
                 await self._process(claimed.entries, stop, taken_over=True)
             cursor = claimed.cursor
             if cursor == "0-0":
@@ -284,8 +284,12 @@ class Worker:
             s.group, idle=s.forget_idle, keep=s.consumer
         )
         if gone:
-            log.info("removed %d long-silent consumers from group %s: %s", len(gone), s.group,
-                     ", ".join(gone))
+            log.info(
+                "removed %d long-silent consumers from group %s: %s",
+                len(gone),
+                s.group,
+                ", ".join(gone),
+            )
 
     # --- one batch ----------------------------------------------------------------------------
 
@@ -336,7 +340,10 @@ class Worker:
         self._poisoned += 1
         log.error(
             "entry %s (exchange %s, %s) was taken over more than %d times: stored as skipped, "
-            "not compared", entry_id, item.exchange.id, item.exchange.endpoint,
+            "not compared",
+            entry_id,
+            item.exchange.id,
+            item.exchange.endpoint,
             self.settings.max_deliveries,
         )
         return redact_comparison(
@@ -359,7 +366,9 @@ class Worker:
             if item.ruleset_version != ruleset.version:
                 self._rules_differ += 1
             rules = ruleset.resolve(
-                request.method, unquote(request.path), _query(request.query),
+                request.method,
+                unquote(request.path),
+                _query(request.query),
                 _headers(request.headers),
             )
             started = time.perf_counter()
@@ -402,8 +411,10 @@ class Worker:
             if stop.is_set():
                 give_up_at = give_up_at or loop.time() + self.settings.stop_grace
                 if loop.time() >= give_up_at:
-                    log.warning("stopping with %d entries unwritten; another worker will claim "
-                                "them", len(batch))
+                    log.warning(
+                        "stopping with %d entries unwritten; another worker will claim them",
+                        len(batch),
+                    )
                     return False
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
@@ -449,15 +460,18 @@ class Worker:
         metrics.counter("worker_entries", doc, lambda: float(self._read), source="new")
         metrics.counter("worker_entries", doc, lambda: float(self._claimed), source="claimed")
         metrics.counter(
-            "worker_acked_entries", "Entries acknowledged after their batch was stored.",
+            "worker_acked_entries",
+            "Entries acknowledged after their batch was stored.",
             lambda: float(self._acked),
         )
         metrics.counter(
-            "worker_undecodable_entries", "Entries that were not a readable exchange (dropped).",
+            "worker_undecodable_entries",
+            "Entries that were not a readable exchange (dropped).",
             lambda: float(self._undecodable),
         )
         metrics.counter(
-            "worker_lost_entries", "Pending entries trimmed by the stream cap before being stored.",
+            "worker_lost_entries",
+            "Pending entries trimmed by the stream cap before being stored.",
             lambda: float(self._lost),
         )
         metrics.counter(
@@ -470,16 +484,16 @@ class Worker:
             "Exchanges the proxy saw under another ruleset version than the worker's.",
             lambda: float(self._rules_differ),
         )
-        metrics.counter(
-            "store_errors", "Failed store writes.", lambda: float(self._store_errors)
-        )
+        metrics.counter("store_errors", "Failed store writes.", lambda: float(self._store_errors))
         metrics.counter(
             "worker_queue_errors", "Failed Redis calls.", lambda: float(self._queue_errors)
         )
-        metrics.gauge("store_up", "1 when the last store write succeeded.",
-                      lambda: float(self._store_up))
-        metrics.gauge("stream_up", "1 when the last Redis call succeeded.",
-                      lambda: float(self._queue_up))
+        metrics.gauge(
+            "store_up", "1 when the last store write succeeded.", lambda: float(self._store_up)
+        )
+        metrics.gauge(
+            "stream_up", "1 when the last Redis call succeeded.", lambda: float(self._queue_up)
+        )
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
@@ -502,8 +516,12 @@ async def _healthz(request: web.Request) -> web.Response:
     stats = request.app[WORKER].stats()
     ok = stats.queue_up and stats.store_up
     return web.json_response(
-        {"ok": ok, "queue_up": stats.queue_up, "store_up": stats.store_up,
-         "last_error": stats.last_error},
+        {
+            "ok": ok,
+            "queue_up": stats.queue_up,
+            "store_up": stats.store_up,
+            "last_error": stats.last_error,
+        },
         status=200 if ok else 503,
     )
 
@@ -577,7 +595,10 @@ async def serve_worker(settings: WorkerSettings) -> WorkerStats:
         loop.add_signal_handler(signal.SIGHUP, worker.rules.reload)
         log.info(
             "worker %s in group %s on %s (stream %s) -> store %s",
-            settings.consumer, settings.group, _safe_url(settings.base.queue), settings.stream,
+            settings.consumer,
+            settings.group,
+            _safe_url(settings.base.queue),
+            settings.stream,
             settings.base.store,
         )
         try:
@@ -586,8 +607,12 @@ async def serve_worker(settings: WorkerSettings) -> WorkerStats:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         stats = worker.stats()
-        log.info("worker stopped: %d compared, %d written, %d acknowledged",
-                 stats.compared, stats.written, stats.acked)
+        log.info(
+            "worker stopped: %d compared, %d written, %d acknowledged",
+            stats.compared,
+            stats.written,
+            stats.acked,
+        )
         return stats
 
 
@@ -595,4 +620,3 @@ def _safe_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     creds, at, host = rest.rpartition("@")
     return f"{scheme}{sep}***@{host}" if at and creds else url
-

@@ -201,10 +201,9 @@ async def test_metrics_are_served_and_count_comparisons(
         async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
             health = await response.json()
     assert (
-        'shadowproxy_comparisons_total{endpoint="GET /api/v1/title",verdict="mismatch"} 2.0'
-        in text
+        'shadowproxy_comparisons_total{endpoint="GET /api/v1/title",verdict="mismatch"} 2.0' in text
     )
-    assert 'shadowproxy_worker_acked_entries_total 6.0' in text
+    assert "shadowproxy_worker_acked_entries_total 6.0" in text
     assert {"ok": True, "queue_up": True, "store_up": True, "last_error": None} == health
 
 
@@ -256,9 +255,7 @@ async def test_an_entry_that_keeps_killing_workers_is_set_aside(
     await stream.ensure_group(GROUP)
     first = (await stream.read(GROUP, "crashed-1", count=1, block=0.1))[0]
     for crashed in ("crashed-2", "crashed-3"):
-        assert [first] == list(
-            (await stream.claim(GROUP, crashed, min_idle=0, count=1)).entries
-        )
+        assert [first] == list((await stream.claim(GROUP, crashed, min_idle=0, count=1)).entries)
     settings = settings_for(redis_server, tmp_path, claim_idle=0.05, max_deliveries=3)
     async with working(settings) as worker:
 

@@ -33,7 +33,11 @@ def settings_for(redis: RedisServer, tmp_path: Path, **overrides: Any) -> Worker
     base_fields = {k: overrides.pop(k) for k in list(overrides) if k in Settings.__slots__}
     base = Settings(queue=redis.url, store=f"sqlite:///{tmp_path / 'store.db'}", **base_fields)
     values: dict[str, Any] = {
-        "stream": STREAM, "group": GROUP, "consumer": "w1", "batch": 20, "block": 0.1,
+        "stream": STREAM,
+        "group": GROUP,
+        "consumer": "w1",
+        "batch": 20,
+        "block": 0.1,
         "claim_idle": 30.0,
     }
     values.update(overrides)

@@ -85,44 +85,71 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help=f"{option.help} [env {option.env}]",
             )
     parser.add_argument(
-        "--stream", type=_name, default=DEFAULT_STREAM, metavar="KEY",
+        "--stream",
+        type=_name,
+        default=DEFAULT_STREAM,
+        metavar="KEY",
         help=f"Stream key the proxies publish to (default {DEFAULT_STREAM}).",
     )
     parser.add_argument(
-        "--group", type=_name, default=DEFAULT_GROUP, metavar="NAME",
+        "--group",
+        type=_name,
+        default=DEFAULT_GROUP,
+        metavar="NAME",
         help=f"Consumer group; workers in one group share the work (default {DEFAULT_GROUP}).",
     )
     parser.add_argument(
-        "--consumer", type=_name, default=None, metavar="NAME",
+        "--consumer",
+        type=_name,
+        default=None,
+        metavar="NAME",
         help="This worker's name in the group (default HOST-PID). A stable name resumes its own "
         "unacknowledged entries at once after a restart.",
     )
     parser.add_argument(
-        "--batch", type=_positive(int), default=100, metavar="N",
+        "--batch",
+        type=_positive(int),
+        default=100,
+        metavar="N",
         help="Entries read, compared and written per batch (default 100).",
     )
     parser.add_argument(
-        "--claim-idle", type=_positive(float), default=60.0, metavar="SECONDS",
+        "--claim-idle",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
         help="Take over entries pending this long on another consumer (default 60). Keep it "
         "longer than a batch can take, store outages included.",
     )
     parser.add_argument(
-        "--stop-grace", type=_positive(float), default=10.0, metavar="SECONDS",
+        "--stop-grace",
+        type=_positive(float),
+        default=10.0,
+        metavar="SECONDS",
         help="On SIGTERM, how long to keep retrying the store write of the batch in hand "
         "(default 10).",
     )
     parser.add_argument(
-        "--forget-idle", type=_positive(float), default=3600.0, metavar="SECONDS",
+        "--forget-idle",
+        type=_positive(float),
+        default=3600.0,
+        metavar="SECONDS",
         help="Remove consumers that have nothing pending and were silent this long from the "
         "group (default 3600): dead workers' names do not pile up.",
     )
     parser.add_argument(
-        "--max-deliveries", type=_positive(int), default=5, metavar="N",
+        "--max-deliveries",
+        type=_positive(int),
+        default=5,
+        metavar="N",
         help="An entry taken over more often than this (it keeps killing workers) is stored as "
         "skipped with reason 'poison' instead of compared again (default 5).",
     )
     parser.add_argument(
-        "--metrics-listen", type=_host_port, default=None, metavar="HOST:PORT",
+        "--metrics-listen",
+        type=_host_port,
+        default=None,
+        metavar="HOST:PORT",
         help="Serve /metrics and /healthz here (default: not served).",
     )
     parser.set_defaults(func=run)

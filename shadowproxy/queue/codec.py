@@ -159,9 +159,7 @@ def decode_exchange(fields: Mapping[bytes, bytes]) -> QueuedExchange:
     version = fields.get(b"v")
     if version != FORMAT.encode():
         shown = version.decode("utf-8", "replace") if version is not None else "none"
-        raise QueueCodecError(
-            f"entry format version {shown!r}; this worker reads version {FORMAT}"
-        )
+        raise QueueCodecError(f"entry format version {shown!r}; this worker reads version {FORMAT}")
     data = fields.get(b"exchange")
     if data is None:
         raise QueueCodecError("entry has no 'exchange' field")

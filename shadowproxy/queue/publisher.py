@@ -152,8 +152,11 @@ class StreamPublisher:
                 trimmed = await self._stream.append(encoded, self._maxlen)
             except QueueError as exc:
                 if self._connected or self._last_error != str(exc):
-                    log.warning("queue: Redis append failed, keeping %d buffered: %s",
-                                len(self._buffer), exc)
+                    log.warning(
+                        "queue: Redis append failed, keeping %d buffered: %s",
+                        len(self._buffer),
+                        exc,
+                    )
                 self._connected = False
                 self._last_error = str(exc)
                 await asyncio.sleep(pause)
@@ -179,9 +182,7 @@ class StreamPublisher:
         encoded_bytes = 0
         index = 0
         while (
-            index < len(self._buffer)
-            and len(encoded) < self._batch
-            and encoded_bytes < BATCH_BYTES
+            index < len(self._buffer) and len(encoded) < self._batch and encoded_bytes < BATCH_BYTES
         ):
             exchange, version, size = self._buffer[index]
             try:
@@ -245,11 +246,13 @@ class StreamPublisher:
             lambda: float(self._buffered_bytes),
         )
         metrics.gauge(
-            "stream_up", "1 when the last append to the Redis stream succeeded.",
+            "stream_up",
+            "1 when the last append to the Redis stream succeeded.",
             lambda: float(self._connected),
         )
         metrics.counter(
-            "stream_published_exchanges", "Exchanges appended to the Redis stream.",
+            "stream_published_exchanges",
+            "Exchanges appended to the Redis stream.",
             lambda: float(self._published),
         )
         metrics.counter(
@@ -258,6 +261,7 @@ class StreamPublisher:
             lambda: float(self._dropped),
         )
         metrics.counter(
-            "stream_trimmed_entries", "Stream entries removed by the length cap.",
+            "stream_trimmed_entries",
+            "Stream entries removed by the length cap.",
             lambda: float(self._trimmed),
         )

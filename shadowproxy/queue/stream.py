@@ -214,7 +214,11 @@ class RedisStream:
         low, high = min(ids, key=_id_order), max(ids, key=_id_order)
         try:
             reply = await self._client.xpending_range(
-                self.name, group, min=low, max=high, count=len(ids) * 2 + 10,
+                self.name,
+                group,
+                min=low,
+                max=high,
+                count=len(ids) * 2 + 10,
                 consumername=consumer,
             )
         except RedisError as exc:
@@ -231,9 +235,7 @@ class RedisStream:
         except RedisError as exc:
             raise QueueError(f"XACK {self.name} {group}: {exc}") from None
 
-    async def forget_idle_consumers(
-        self, group: str, *, idle: float, keep: str
-    ) -> tuple[str, ...]:
+    async def forget_idle_consumers(self, group: str, *, idle: float, keep: str) -> tuple[str, ...]:
         """Remove consumers that have nothing pending and have not read for ``idle`` seconds (dead
         workers' names, which would otherwise pile up with every restart), except ``keep``."""
         try:
@@ -248,8 +250,12 @@ class RedisStream:
                 # in memory and stores them, only a crash of it right then would lose them.
                 dropped = int(await self._client.xgroup_delconsumer(self.name, group, name))
                 if dropped:
-                    log.warning("consumer %s woke while being removed; %d of its entries are no "
-                                "longer pending", name, dropped)
+                    log.warning(
+                        "consumer %s woke while being removed; %d of its entries are no "
+                        "longer pending",
+                        name,
+                        dropped,
+                    )
                 gone.append(name)
         except RedisError as exc:
             raise _failure(f"XINFO CONSUMERS {self.name} {group}", exc) from None

@@ -32,15 +32,29 @@ from tests.workers import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def start_worker(redis: RedisServer, tmp_path: Path, *flags: str) -> asyncio.subprocess.Process:
+async def start_worker(
+    redis: RedisServer, tmp_path: Path, *flags: str
+) -> asyncio.subprocess.Process:
     """``python -m shadowproxy worker`` on the test's Redis and SQLite file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWPROXY_")}
     env |= {"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowproxy", "worker",
-        "--queue", redis.url, "--store", f"sqlite:///{tmp_path / 'store.db'}",
-        "--stream", STREAM, "--group", GROUP, *flags,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable,
+        "-m",
+        "shadowproxy",
+        "worker",
+        "--queue",
+        redis.url,
+        "--store",
+        f"sqlite:///{tmp_path / 'store.db'}",
+        "--stream",
+        STREAM,
+        "--group",
+        GROUP,
+        *flags,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
 
 

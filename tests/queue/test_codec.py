@@ -35,7 +35,7 @@ def test_binary_bodies_and_truncation_survive() -> None:
     """Bytes that are not UTF-8 travel as base64; the truncated flag and error detail stay."""
     body = bytes(range(256)) * 4
     exchange = make_comparison(
-        request=make_request(method="POST", body=b"\x00\xff{\"password\": 1}"),
+        request=make_request(method="POST", body=b'\x00\xff{"password": 1}'),
         primary=CapturedResponse(200, (("content-type", "image/png"),), body, 0.1, truncated=True),
         shadow=BackendError(ErrorKind.RESET, 0.2, "ConnectionResetError: peer reset"),
     ).exchange

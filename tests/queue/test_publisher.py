@@ -42,13 +42,15 @@ async def test_published_exchanges_arrive_in_order_and_intact(
     assert {"r42"} == {item.ruleset_version for item in decoded}
     stats = publisher.stats()
     assert (25, 0, 0, True, None) == (
-        stats.published, stats.dropped, stats.buffered, stats.connected, stats.last_error
+        stats.published,
+        stats.dropped,
+        stats.buffered,
+        stats.connected,
+        stats.last_error,
     )
 
 
-async def test_length_cap_trims_and_counts(
-    redis_server: RedisServer, reader: RedisStream
-) -> None:
+async def test_length_cap_trims_and_counts(redis_server: RedisServer, reader: RedisStream) -> None:
     """With a small cap the stream stays bounded and the trims equal the entries removed."""
     publisher = StreamPublisher(redis_server.url, stream=STREAM, maxlen=100, batch=50)
     await publisher.start()
@@ -90,8 +92,12 @@ async def test_buffers_while_redis_is_down_and_delivers_when_back(
     entries = await reader.read("g", "c", count=100, block=0.1)
     assert sent == [decode_exchange(entry.fields or {}).exchange for entry in entries]
     stats = publisher.stats()
-    assert (40, 0, True, None) == (stats.published, stats.buffered, stats.connected,
-                                    stats.last_error)
+    assert (40, 0, True, None) == (
+        stats.published,
+        stats.buffered,
+        stats.connected,
+        stats.last_error,
+    )
 
 
 async def test_full_buffer_refuses_and_counts(redis_server: RedisServer) -> None:
@@ -136,10 +142,13 @@ async def test_byte_budget_refuses_large_bodies_first(redis_server: RedisServer)
     small, large = exchanges(2)
     large = replace(large, primary=make_response(body=b"x" * 70_000))
     assert (True, False) == (
-        publisher.submit(small, DEFAULT_RULES, "v"), publisher.submit(large, DEFAULT_RULES, "v")
+        publisher.submit(small, DEFAULT_RULES, "v"),
+        publisher.submit(large, DEFAULT_RULES, "v"),
     )
     assert (1, body_bytes(small), 1) == (
-        publisher.stats().buffered, publisher.stats().buffered_bytes, publisher.stats().dropped
+        publisher.stats().buffered,
+        publisher.stats().buffered_bytes,
+        publisher.stats().dropped,
     )
     await publisher.aclose(timeout=0.1)
 
@@ -157,7 +166,9 @@ async def test_large_bodies_are_sent_in_smaller_batches(
     assert await publisher.drain(30)
     await publisher.aclose()
     assert (5, 3, 5) == (
-        publisher.stats().published, publisher.stats().batches, await reader.length()
+        publisher.stats().published,
+        publisher.stats().batches,
+        await reader.length(),
     )
     await reader.ensure_group("g")
     entries = await reader.read("g", "c", count=10, block=0.1)
