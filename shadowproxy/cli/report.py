@@ -19,7 +19,7 @@ from shadowproxy.report.formats import FORMATS
 from shadowproxy.report.model import Report, collect_report
 from shadowproxy.report.readiness import Criteria
 from shadowproxy.report.window import WindowError, parse_window
-from shadowproxy.settings import Settings
+from shadowproxy.settings import Settings, SettingsError, resolve
 from shadowproxy.store import open_store
 from shadowproxy.store.contract import StoreError
 
@@ -45,10 +45,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--store",
-        default=Settings().store,
+        default=None,
         metavar="URL",
-        help="the store to read (sqlite:///file.db, sqlite:////abs/path.db, "
-        "mongodb://host/db; default: %(default)s)",
+        help="the store to read (sqlite:///file.db, sqlite:////abs/path.db, mongodb://host/db); "
+        f"default: SHADOWPROXY_STORE, the config file's store, else {Settings().store}",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the config file (YAML) of `shadowproxy run`, for its store setting",
     )
     parser.add_argument(
         "--since",
@@ -186,8 +193,9 @@ async def _collect(args: argparse.Namespace, progress: Progress) -> Report:
         window = parse_window(args.since, args.until, now=time.time())
     except WindowError as exc:
         raise ReportUsageError(f"--since/--until: {exc}") from None
-    _refuse_missing_sqlite_file(args.store)
-    store = open_store(args.store)
+    url = store_url(args)
+    _refuse_missing_sqlite_file(url)
+    store = open_store(url)
     try:
         await store.aopen()
         async with asyncio.TaskGroup() as tasks:
@@ -208,6 +216,15 @@ async def _collect(args: argparse.Namespace, progress: Progress) -> Report:
         # The report (or the error that stopped it) matters more than a failed close.
         with contextlib.suppress(StoreError):
             await store.aclose()
+
+
+def store_url(args: argparse.Namespace) -> str:
+    """The store to read, found as ``shadowproxy run`` finds it: flag, environment, config file."""
+    try:
+        settings = resolve({"store": args.store, "config": args.config}, required=())
+    except SettingsError as exc:
+        raise ReportUsageError(str(exc)) from None
+    return settings.store
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -248,3 +248,13 @@ def test_progress_bar_on_a_terminal() -> None:
     quiet = io.StringIO()
     Progress(quiet, delay=0.0).update(1, 2)
     assert "" == quiet.getvalue()
+
+
+def test_store_from_the_environment(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --store, SHADOWPROXY_STORE names the store, as for `shadowproxy run`."""
+    monkeypatch.setenv("SHADOWPROXY_STORE", store_url)
+    out = tmp_path / "env.json"
+    assert 0 == main(["report", "--format", "json", "-o", str(out)])
+    assert 521 == json.loads(out.read_bytes())["totals"]["compared"]
