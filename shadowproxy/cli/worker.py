@@ -36,6 +36,13 @@ SHARED_OPTIONS = (
 )
 """Options the worker shares with ``shadowproxy run`` (same flags, environment and config keys)."""
 
+WORKER_HELP = {
+    "queue": "Redis holding the stream the proxies publish to (their --queue). Required.",
+    "rules": "Rule file (YAML) the exchanges are compared under; deploy the proxies' file. "
+    "Without one, bodies are compared exactly.",
+}
+"""Help texts that read differently from the worker's side."""
+
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
@@ -82,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 dest=option.name,
                 metavar=option.metavar or None,
                 default=None,
-                help=f"{option.help} [env {option.env}]",
+                help=f"{WORKER_HELP.get(option.name, option.help)} [env {option.env}]",
             )
     parser.add_argument(
         "--stream",
