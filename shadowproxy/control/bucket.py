@@ -3,8 +3,10 @@
 :meth:`ShadowRateCap.take` runs in the shadow-call task, never on the client's path. To avoid a
 Redis round trip per request it leases tokens in small batches (a tenth of a second's worth, at
 least one) and serves from the lease; one lease request is in flight at a time, and every caller
-waiting meanwhile shares its result. Leased tokens unused after ``lease_ttl`` are dropped, so a
-proxy cannot hoard a burst and spend it later.
+waiting meanwhile shares its result. When a lease comes back short (the fleet is at its cap), the
+next one waits until the shortfall has had time to refill, so Redis sees about ten leases per
+second per proxy however heavy the traffic. Leased tokens unused after ``lease_ttl`` are dropped,
+so a proxy cannot hoard a burst and spend it later.
 
 Without Redis (local mode, Redis down, or a lease that fails or takes too long) a local bucket at
 ``rate / fleet size`` serves instead, where the fleet size is the number of proxies last seen
@@ -165,7 +167,8 @@ class ShadowRateCap:
             self._lease = 0
         self._lease += got
         self._lease_until = now + self.lease_ttl
-        if got == 0:
-            # Empty bucket: wait about one token's time before asking again (at most 0.25 s).
-            self._starved_until = now + min(1.0 / rate, 0.25)
+        if got < want:
+            # The fleet is at the cap: ask again once the missing tokens have had time to refill
+            # (at most 0.25 s), not on the next shadow call, or every call would cost a round trip.
+            self._starved_until = now + min((want - got) / rate, 0.25)
         return got
