@@ -101,8 +101,10 @@ def canonical(value: Any) -> tuple[Any, ...]:
         return ("string", value)
     try:
         return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-    except (TypeError, orjson.JSONEncodeError):
-        return ("repr", repr(value))
+    except (TypeError, orjson.JSONEncodeError, RecursionError):
+        # Nested too deep to serialise: equal only to itself (the walk then compares it by
+        # structure, level by level).
+        return ("opaque", id(value))
 
 
 def is_number(value: Any) -> bool:

@@ -260,3 +260,15 @@ def test_keyed_permutation_is_never_a_difference(bodies: list[Any], rng: random.
     rng.shuffle(shuffled)
     r = rules("{unordered: {/list: {key: id}}}")
     assert [] == diff_documents({"list": items}, {"list": shuffled}, r)
+
+
+def test_deeply_nested_elements_in_unordered_arrays() -> None:
+    """Elements nested deeper than the serialiser goes still compare, without an error."""
+    deep_a: Any = 1
+    deep_b: Any = 2
+    for _ in range(600):
+        deep_a, deep_b = [deep_a], [deep_b]
+    r = rules("{unordered: [/l]}")
+    assert [] == diff_documents({"l": [deep_a, 5]}, {"l": [5, deep_a]}, r)
+    diffs = diff_documents({"l": [deep_a]}, {"l": [deep_b]}, r)
+    assert [("/l/0", "missing"), ("/l/0", "extra")] == where(diffs)
