@@ -281,6 +281,7 @@ async def test_browser_walkthrough(served: tuple[str, Traffic], tmp_path: Path) 
 
             # Report download (fetched with the token, saved as a file).
             await page.click("#export-toggle")
+            assert f"Last 24h · {TITLE}" == await page.inner_text("#export-scope")
             async with page.expect_download() as waiting:
                 await page.click("#export-menu button[data-format='json']")
             download = await waiting.value

@@ -231,6 +231,8 @@
       event.stopPropagation();
       menu.hidden = !menu.hidden;
       toggle.setAttribute("aria-expanded", String(!menu.hidden));
+      const endpoint = state.route.name === "endpoint" ? state.route.endpoint : "all endpoints";
+      document.getElementById("export-scope").textContent = `Last ${state.window} · ${endpoint}`;
     });
     document.addEventListener("click", () => { menu.hidden = true; });
     for (const button of menu.querySelectorAll("button")) {
