@@ -59,10 +59,12 @@ class Totals:
 
     @property
     def mismatch_rate(self) -> float:
+        """Mismatches per comparison over all endpoints (0 when nothing was compared)."""
         return self.mismatches / self.compared if self.compared else 0.0
 
     @property
     def shadow_error_rate(self) -> float:
+        """Shadow errors per comparison over all endpoints."""
         return self.shadow_errors / self.compared if self.compared else 0.0
 
 

@@ -68,10 +68,12 @@ def totals_json(totals: Totals) -> dict[str, Any]:
 
 
 def criteria_json(criteria: Criteria) -> dict[str, Any]:
+    """The readiness thresholds, by name."""
     return asdict(criteria)
 
 
 def check_json(check: Check) -> dict[str, Any]:
+    """One applied criterion: name, verdict, actual value, limit and a sentence."""
     return {
         "name": check.name,
         "passed": check.passed,
@@ -82,6 +84,7 @@ def check_json(check: Check) -> dict[str, Any]:
 
 
 def readiness_json(readiness: Readiness) -> dict[str, Any]:
+    """One endpoint's verdict with every check."""
     return {
         "endpoint": readiness.endpoint,
         "passed": readiness.passed,
@@ -90,6 +93,7 @@ def readiness_json(readiness: Readiness) -> dict[str, Any]:
 
 
 def field_json(field: FieldShare) -> dict[str, Any]:
+    """A differing path template with its count and share of comparisons."""
     return {
         "template": field.template,
         "kind": field.kind,
@@ -99,6 +103,7 @@ def field_json(field: FieldShare) -> dict[str, Any]:
 
 
 def trend_json(point: TrendPoint) -> dict[str, Any]:
+    """One per-minute bucket of one endpoint."""
     return {
         "minute": point.minute,
         "endpoint": point.endpoint,
@@ -109,6 +114,7 @@ def trend_json(point: TrendPoint) -> dict[str, Any]:
 
 
 def group_json(group: Group) -> dict[str, Any]:
+    """A group of identical mismatches with its triage state."""
     return {
         "fingerprint": group.fingerprint,
         "endpoint": group.endpoint,
@@ -123,6 +129,7 @@ def group_json(group: Group) -> dict[str, Any]:
 
 
 def difference_json(difference: StoredDifference) -> dict[str, Any]:
+    """One stored difference (values as JSON)."""
     return {
         "pointer": difference.pointer,
         "template": difference.template,
@@ -208,6 +215,7 @@ def mismatch_json(record: MismatchRecord, *, full: bool) -> dict[str, Any]:
 
 
 def endpoint_report_json(section: EndpointReport) -> dict[str, Any]:
+    """One endpoint's section of the JSON report: summary, readiness, fields, examples."""
     shaped = summary_json(section.summary)
     shaped["readiness"] = readiness_json(section.readiness)
     shaped["fields"] = [field_json(field) for field in section.fields]
