@@ -186,10 +186,25 @@ def _identity(element: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
 def _key_label(keys: tuple[str, ...], element: dict[str, Any]) -> str:
     parts = []
     for key in keys:
-        value = _field(element, key)
+        value = _shown(_field(element, key))
         shown = value if type(value) is str else orjson.dumps(value).decode()
         parts.append(f"{key}={shown}")
     return "[" + ",".join(parts) + "]"
+
+
+TOO_DEEP = "<nested too deep to show>"
+"""Stands in a difference for a value too deeply nested to serialise (orjson stops at 255)."""
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as a difference carries it: every sink must be able to serialise it."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        try:
+            orjson.dumps(value)
+        except (orjson.JSONEncodeError, RecursionError):
+            return TOO_DEEP
+    return value
 
 
 class _Walk:
@@ -218,8 +233,8 @@ class _Walk:
                 pointer=(sptr if sptr is not None else ptr) if kind is DiffKind.EXTRA else ptr,
                 template=tmpl,
                 kind=kind,
-                primary=None if a is MISSING else a,
-                shadow=None if b is MISSING else b,
+                primary=None if a is MISSING else _shown(a),
+                shadow=None if b is MISSING else _shown(b),
                 severity=Severity.CRITICAL if crit else Severity.NORMAL,
                 label=label or "",
             )

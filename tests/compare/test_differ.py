@@ -173,3 +173,15 @@ def test_difference_count_is_capped() -> None:
     """A comparison stops at the difference limit instead of listing millions."""
     diffs = diff_documents(list(range(10_000)), [-1] * 10_000, EXACT, limit=50)
     assert 50 == len(diffs)
+
+
+def test_too_deep_values_are_shown_as_a_marker() -> None:
+    """A value nested too deep to serialise is replaced in the difference by a marker, so the
+    store and the CLI can always write it."""
+    deep: Any = 1
+    for _ in range(400):
+        deep = [deep]
+    diffs = diff_documents({"a": deep}, {}, EXACT)
+    assert [("/a", DiffKind.MISSING, "<nested too deep to show>")] == [
+        (d.pointer, d.kind, d.primary) for d in diffs
+    ]
