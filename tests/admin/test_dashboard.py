@@ -360,7 +360,7 @@ async def test_browser_on_a_live_proxy(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
         try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
             page.on("dialog", lambda dialog: dialogs.append(dialog.message))
             page.on("pageerror", lambda error: errors.append(str(error)))
 
