@@ -6,10 +6,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from secantus.server import SecantusDBServer
 
 from shadowproxy.model import Verdict
 from shadowproxy.queue import RedisStream, encode_exchange
 from shadowproxy.settings import HostPort
+from shadowproxy.store import open_store
 from shadowproxy.worker import WorkerStartupError, open_worker
 from tests.queue.traffic import eventually, exchanges, expected_verdicts
 from tests.servers import RedisServer, free_port
@@ -288,3 +290,43 @@ async def test_a_worker_crash_looping_on_its_own_entry_sets_it_aside(
 
         await eventually(done)
     assert (1, 1, 2) == (worker.stats().poisoned, worker.stats().claimed, worker.stats().read)
+
+
+async def test_claims_and_duplicates_stay_exact_on_mongodb(
+    redis_server: RedisServer, stream: RedisStream, tmp_path: Path
+) -> None:
+    """The production store: a dead consumer's entries claimed and a publisher's duplicate
+    appends still give every exchange counted once and stored once on MongoDB."""
+    mongo = SecantusDBServer(
+        host="127.0.0.1",
+        port=0,
+        storage_path=":memory:",
+        enable_test_commands=False,
+        ttl_sweep_seconds=1,
+    )
+    mongo.start()
+    try:
+        url = f"mongodb://127.0.0.1:{mongo.port}/sp_worker"
+        sent = exchanges(30)
+        entries = [encode_exchange(exchange, "v") for exchange in sent]
+        await stream.append(entries, maxlen=1000)
+        await stream.ensure_group(GROUP)
+        assert 12 == len(await stream.read(GROUP, "dead", count=12, block=0.1))
+        await stream.append(entries[:10], maxlen=1000)
+        settings = settings_for(redis_server, tmp_path, store=url, claim_idle=0.1)
+        async with working(settings) as worker:
+
+            async def done() -> bool:
+                return await all_acked(worker, stream, 40)
+
+            await eventually(done)
+        store = open_store(url)
+        await store.aopen()
+        try:
+            assert dict(expected_verdicts(30)) == await verdict_totals(store)
+            ids = await stored_ids(store)
+        finally:
+            await store.aclose()
+        assert 20 == len(ids) == len(set(ids))
+    finally:
+        mongo.stop()

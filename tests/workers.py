@@ -31,7 +31,8 @@ GROUP = "workers"
 
 def settings_for(redis: RedisServer, tmp_path: Path, **overrides: Any) -> WorkerSettings:
     base_fields = {k: overrides.pop(k) for k in list(overrides) if k in Settings.__slots__}
-    base = Settings(queue=redis.url, store=f"sqlite:///{tmp_path / 'store.db'}", **base_fields)
+    base_fields.setdefault("store", f"sqlite:///{tmp_path / 'store.db'}")
+    base = Settings(queue=redis.url, **base_fields)
     values: dict[str, Any] = {
         "stream": STREAM,
         "group": GROUP,
