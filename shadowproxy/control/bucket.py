@@ -78,6 +78,7 @@ class ShadowRateCap:
         self._clock = clock
         self._local = LocalBucket()
         self._lease = 0
+        self._lease_rate = 0.0
         self._lease_until = 0.0
         self._starved_until = 0.0
         self._remote_down_until = 0.0
@@ -103,6 +104,9 @@ class ShadowRateCap:
         rate = self._rate()
         if rate <= 0:
             return True
+        if rate != self._lease_rate:
+            # Leased at another rate: a cap just lowered must not be outrun by an old lease.
+            self._lease, self._lease_rate = 0, rate
         now = self._clock()
         if self._spend_lease(now):
             return True

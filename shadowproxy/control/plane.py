@@ -124,7 +124,7 @@ class ControlPlane:
         """Start following Redis; wait up to ``first_sync`` seconds (default: the timeout) for the
         first read, so a kill switch already on is in force before traffic flows. Never fails:
         without Redis the process starts on the settings and keeps trying."""
-        if self._link is None:
+        if self._link is None or len(self._tasks):
             return
         self._tasks.spawn(self._follow(), name="control-sync")
         wait = self.timeout if first_sync is None else first_sync

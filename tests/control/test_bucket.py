@@ -166,3 +166,19 @@ async def test_local_mode_splits_the_cap_over_serving_processes() -> None:
     results = [await plane.rate_cap.take() for _ in range(10)]
 
     assert [True, True] + [False] * 8 == results
+
+
+async def test_lowered_cap_is_not_outrun_by_an_old_lease(redis_server: RedisServer) -> None:
+    """Tokens leased at 1000/s are dropped when the cap falls to 2/s: the next calls get at
+    most the new burst."""
+    link = RedisLink(redis_server.url)
+    rate = [1000.0]
+    cap = ShadowRateCap(rate=lambda: rate[0], link=link)
+    try:
+        assert await cap.take()
+        rate[0] = 2.0
+        results = [await cap.take() for _ in range(20)]
+    finally:
+        await link.aclose()
+
+    assert 1 <= results.count(True) <= 2
