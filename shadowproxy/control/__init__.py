@@ -13,6 +13,7 @@ Only :mod:`shadowproxy.control.link` imports redis-py.
 
 from shadowproxy.control.api import CONTROL_PLANE, control_view, setup_control_api
 from shadowproxy.control.bucket import ShadowRateCap
+from shadowproxy.control.openapi import control_openapi
 from shadowproxy.control.plane import ControlPlane, ControlUnavailableError, open_control_plane
 from shadowproxy.control.probes import watch_control
 from shadowproxy.control.switches import KEEP, Change, Switches, SwitchesError
@@ -26,6 +27,7 @@ __all__ = [
     "ShadowRateCap",
     "Switches",
     "SwitchesError",
+    "control_openapi",
     "control_view",
     "open_control_plane",
     "setup_control_api",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from shadowproxy.control import ControlPlane, setup_control_api
+from shadowproxy.control import ControlPlane, control_openapi, setup_control_api
 from shadowproxy.model import SkipReason
 from tests.control.helpers import wait_for
 from tests.servers import RedisServer
@@ -167,3 +169,24 @@ async def test_redis_down_is_503_and_keeps_the_state(
     assert ("redis", False) == (body["control"]["mode"], body["control"]["connected"])
     assert body["control"]["last_error"]
     assert body["control"]["last_sync"] is not None
+
+
+def test_openapi_describes_every_control_route() -> None:
+    """Every route setup_control_api adds is in control_openapi(), and nothing else; every
+    schema it refers to is defined."""
+    app = web.Application()
+    setup_control_api(app, ControlPlane(""))
+    routes = {
+        (
+            route.method.lower(),
+            route.resource.canonical.replace(r"{endpoint:[\s\S]+}", "{endpoint}"),
+        )
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    document = control_openapi()
+    described = {(method, path) for path, item in document["paths"].items() for method in item}
+
+    assert routes == described
+    refs = set(re.findall(r"#/components/schemas/(\w+)", orjson.dumps(document).decode()))
+    assert refs <= set(document["schemas"])
