@@ -9,8 +9,9 @@
 ``DELETE /api/v1/control/endpoints/{name}``   clear that endpoint's override
 ============================================  ==================================================
 
-Bad input is a 400 with ``{"error": "..."}``; Redis unreachable (Redis mode) is a 503, and nothing
-changes. Authentication is the admin app's middleware's business, not this module's.
+Bad input is a 400 with ``{"error": "..."}``; Redis unreachable (Redis mode) is a 503; changes
+refused by configuration (see :func:`setup_control_api`) are a 409; in each case nothing changes.
+Authentication is the admin app's middleware's business, not this module's.
 """
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ from shadowproxy.control.plane import ControlPlane, ControlUnavailableError
 from shadowproxy.control.switches import Change, Switches, SwitchesError, check_endpoint_name
 
 CONTROL_PLANE = web.AppKey("control-plane", ControlPlane)
+_REFUSAL = web.AppKey("control-refusal", str)
 
 
-def setup_control_api(app: web.Application, plane: ControlPlane) -> None:
-    """Mount the control routes on ``app`` (the admin app) for ``plane``."""
+def setup_control_api(
+    app: web.Application, plane: ControlPlane, *, refuse_changes: str = ""
+) -> None:
+    """Mount the control routes on ``app`` (the admin app) for ``plane``.
+
+    ``refuse_changes``: when not empty, changes answer 409 with this message (reads still work):
+    for a process whose local switches would not reach the processes serving traffic.
+    """
     app[CONTROL_PLANE] = plane
+    app[_REFUSAL] = refuse_changes
     app.router.add_get("/api/v1/control", _get)
     app.router.add_put("/api/v1/control", _put)
     # Any character, slashes too: names are templates like "GET /titles/{id}" (sent URL-encoded).
@@ -66,6 +75,8 @@ async def _body(request: web.Request) -> Any:
 
 
 async def _apply(request: web.Request, change: Change) -> web.Response:
+    if refusal := request.app[_REFUSAL]:
+        return _error(refusal, 409)
     plane = request.app[CONTROL_PLANE]
     try:
         state = await plane.update(change)

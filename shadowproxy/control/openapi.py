@@ -95,6 +95,10 @@ _SCHEMAS: dict[str, Any] = {
 _STATE = {"200": {"description": "The switches after the call.", **_json(_ref("ControlState"))}}
 _FAILURES = {
     "400": {"description": "Bad input; nothing changed.", **_json(_ref("ControlError"))},
+    "409": {
+        "description": "Changes are refused here (e.g. --workers without --control).",
+        **_json(_ref("ControlError")),
+    },
     "503": {
         "description": "Redis unreachable or its state unreadable; nothing changed.",
         **_json(_ref("ControlError")),

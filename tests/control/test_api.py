@@ -190,3 +190,18 @@ def test_openapi_describes_every_control_route() -> None:
     assert routes == described
     refs = set(re.findall(r"#/components/schemas/(\w+)", orjson.dumps(document).decode()))
     assert refs <= set(document["schemas"])
+
+
+async def test_refused_changes_are_409_and_reads_still_work(aiohttp_client: MakeClient) -> None:
+    """A supervisor whose local switches would reach no serving process refuses changes."""
+    plane = ControlPlane("")
+    app = web.Application()
+    setup_control_api(app, plane, refuse_changes="use --control redis://... with --workers")
+    client = await aiohttp_client(app)
+
+    answer = await call(client, "PUT", "/api/v1/control", 409, json={"killed": True})
+    deleted = await call(client, "DELETE", "/api/v1/control/endpoints/a", 409)
+    body = await call(client, "GET", "/api/v1/control")
+
+    assert "use --control redis://... with --workers" == answer["error"] == deleted["error"]
+    assert (False, 0) == (body["switches"]["killed"], plane.current.version)
