@@ -252,6 +252,24 @@ async def test_browser_walkthrough(served: tuple[str, Traffic], tmp_path: Path) 
             assert "Difference 1 of 2" == await page.inner_text("#diff-pos")
             await page.screenshot(path=SCREENSHOTS / "03-mismatch.png", full_page=True)
 
+            # Scrolling one body keeps the other on the same JSON location (/status is line 10
+            # on the left and 9 on the right: the shadow lacks /announce).
+            await page.wait_for_timeout(200)
+            await page.evaluate(
+                """() => {
+                    const pane = document.querySelector('#primary-side .code');
+                    pane.scrollTop = pane.querySelector('.line[data-ptr="/status"]').offsetTop;
+                }"""
+            )
+            await page.wait_for_function(
+                """() => {
+                    const pane = document.querySelector('#shadow-side .code');
+                    const line = pane.querySelector('.line[data-ptr="/status"]');
+                    return Math.abs(pane.scrollTop - line.offsetTop) < 2;
+                }""",
+                timeout=5000,
+            )
+
             # The payload-carrying mismatch: every payload visible as text, nothing injected.
             await page.goto(f"{base}/#/mismatch/{traffic.xss_id}")
             await page.wait_for_selector("#primary-side .line")

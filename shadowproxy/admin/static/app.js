@@ -324,7 +324,10 @@
       view.replaceChildren(...content.filter(Boolean));
       document.getElementById("updated").textContent = "Updated " + new Date().toLocaleTimeString();
       if (statusEl.textContent && !statusEl.classList.contains("info")) say("");
-      if (state.route.name === "mismatch") focusDifference(state.current, false);
+      if (state.route.name === "mismatch") {
+        focusDifference(state.current, false);
+        syncPanes();
+      }
     } catch (error) {
       if (id !== state.renderId) return;
       say(error.message);
@@ -916,7 +919,8 @@
       }
       // The panes always follow the difference in focus; the page itself only on request.
       if (first) {
-        pane.scrollTop = Math.max(0, first.offsetTop - pane.offsetTop - pane.clientHeight / 3);
+        quietSyncUntil = performance.now() + 150;
+        pane.scrollTop = Math.max(0, first.offsetTop - pane.clientHeight / 3);
       }
     }
     if (scroll && (kind === "status" || kind === "header")) {
@@ -924,6 +928,52 @@
     } else if (scroll) {
       document.getElementById("sides").scrollIntoView({ block: "start", behavior: "smooth" });
     }
+  }
+
+  // ---- side-by-side scrolling ----------------------------------------------------------------
+
+  let quietSyncUntil = 0;
+
+  /** The first line at or below the pane's top edge (lines are in offset order: bisect). */
+  function firstVisibleLine(pane) {
+    const lines = pane.children;
+    let low = 0, high = lines.length - 1, found = null;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      if (lines[mid].offsetTop + lines[mid].offsetHeight > pane.scrollTop) {
+        found = lines[mid];
+        high = mid - 1;
+      } else {
+        low = mid + 1;
+      }
+    }
+    return found;
+  }
+
+  /** Scrolling one body scrolls the other to the same JSON location (by pointer), so the two
+   *  stay aligned even where one side has lines the other lacks. */
+  function syncPanes() {
+    const panes = [...document.querySelectorAll(".side .code")];
+    if (panes.length !== 2) return;
+    let echo = null;  // the pane we just scrolled ourselves: its scroll event is ours, not the user's
+    panes.forEach((pane, i) => {
+      const other = panes[1 - i];
+      pane.addEventListener("scroll", () => {
+        if (echo === pane) { echo = null; return; }
+        if (performance.now() < quietSyncUntil) return;
+        const line = firstVisibleLine(pane);
+        if (!line || line.dataset.ptr === undefined) return;
+        const selector = `.line[data-ptr="${CSS.escape(line.dataset.ptr)}"]`;
+        const occurrence = [...pane.querySelectorAll(selector)].indexOf(line);
+        const matches = other.querySelectorAll(selector);
+        const target = matches[occurrence] || matches[0];
+        if (!target) return;
+        const wanted = Math.max(0, target.offsetTop - (line.offsetTop - pane.scrollTop));
+        if (Math.abs(other.scrollTop - wanted) < 1) return;
+        echo = other;
+        other.scrollTop = wanted;
+      }, { passive: true });
+    });
   }
 
   function setupKeys() {
