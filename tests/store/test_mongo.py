@@ -14,8 +14,8 @@ from secantus.server import SecantusDBServer
 
 from shadowproxy.model import Verdict
 from shadowproxy.store import open_store
-from shadowproxy.store.contract import StoreURLError
-from shadowproxy.store.mongo import MongoStore
+from shadowproxy.store.contract import StoreError, StoreURLError
+from shadowproxy.store.mongo import SCHEMA_VERSION, MongoStore
 from shadowproxy.store.writer import StoreWriter
 from tests.factories import make_comparison
 from tests.store.conftest import start_mongo
@@ -53,6 +53,34 @@ async def test_reopening_with_a_new_retention_changes_the_ttl(mongo_url: str) ->
     await second.aclose()
 
     assert 7 * 86400 == indexes["ttl_at_dt"]["expireAfterSeconds"]
+
+
+async def test_indexes_and_schema_version_are_made_at_start_up(mongo_url: str) -> None:
+    """aopen creates the query indexes and records the schema version; doing it twice is fine;
+    a database from a newer shadowproxy is refused."""
+    for _ in range(2):
+        store = open_store(mongo_url)
+        await store.aopen()
+        await store.aclose()
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    db = client.get_default_database()
+    try:
+        records = await db.records.index_information()
+        groups = await db.groups.index_information()
+        meta = await db.meta.find_one({"_id": "schema"})
+        await db.meta.update_one({"_id": "schema"}, {"$set": {"version": 99}})
+        newer = open_store(mongo_url)
+        with pytest.raises(StoreError, match="newer"):
+            await newer.aopen()
+        await newer.aclose()
+    finally:
+        await client.close()
+
+    assert {"at", "endpoint_at", "fingerprint_at", "verdict_at", "ttl_at_dt"} <= set(records)
+    assert {"count", "endpoint_count", "state_count", "ttl_last_dt"} <= set(groups)
+    assert meta is not None
+    assert SCHEMA_VERSION == meta["version"]
 
 
 async def test_exchange_ids_are_unique(mongo_url: str) -> None:

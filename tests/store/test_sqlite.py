@@ -103,6 +103,19 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         await SQLiteStore(path).aopen()
 
 
+async def test_query_indexes_exist(tmp_path: Path) -> None:
+    """The indexes the API's queries use are created at start-up."""
+    store = SQLiteStore(tmp_path / "i.db")
+    await store.aopen()
+    await store.aclose()
+
+    names = {r[0] for r in sqlite3.connect(tmp_path / "i.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    assert {"records_at", "records_endpoint_at", "records_fingerprint_at", "records_verdict_at",
+            "groups_count", "groups_endpoint_count"} <= names
+
+
 async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     """Readers never wait for the writer: the journal is a write-ahead log."""
     store = open_store(f"sqlite:///{tmp_path}/w.db")
