@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import sys
@@ -128,7 +129,9 @@ class Result:
 class Stack:
     """Upstreams and references, started once for the whole run."""
 
-    def __init__(self, tmp: Path, processes: Processes, *, nginx_workers: str) -> None:
+    def __init__(
+        self, tmp: Path, processes: Processes, *, nginx_workers: str, with_references: bool = True
+    ) -> None:
         self.tmp = tmp
         self.processes = processes
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -147,16 +150,18 @@ class Stack:
             "mirror_fast_port": str(self.ports["mirror_fast"]),
             "mirror_slow_port": str(self.ports["mirror_slow"]),
         }
-        self.slow_port = self._delayed("slow-shadow", 200)
         self.hang_port = self._delayed("hang-shadow", 0)
+        self.slow_port = self._delayed("slow-shadow", 200) if with_references else 0
         values["slow_shadow_port"] = str(self.slow_port)
-        for conf in ("upstreams", "mirror"):
+        for conf in ("upstreams", "mirror") if with_references else ("upstreams",):
             (tmp / f"{conf}.conf").write_text(render_nginx(f"{conf}.conf", values))
             nginx = processes.start(
                 f"nginx-{conf}",
                 [NGINX, "-p", str(tmp), "-c", str(tmp / f"{conf}.conf"), "-g", "daemon off;"],
             )
             wait_http(self.url("primary" if conf == "upstreams" else "mirror_fast"), 10, nginx)
+        if not with_references:
+            return
         passthrough = processes.start(
             "passthrough",
             [
@@ -434,31 +439,38 @@ def profile(args: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_FRAME = re.compile(r".+ \(.+:\d+\)$")
+
+
 def print_profile(raw: Path, top: int = 25) -> None:
-    """Self and inclusive sample shares by function from py-spy's collapsed stacks, per process."""
-    by_process: dict[str, tuple[dict[str, int], dict[str, int], list[int]]] = {}
+    """Self and inclusive sample shares by function from py-spy's collapsed stacks, per process
+    kind: the serving process (event loop and the pool's feeder threads) and the comparator."""
+    by_kind: dict[str, tuple[dict[str, int], dict[str, int], list[int]]] = {}
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = stack.split(";")
-        process = frames[0].split(" ")[0] if frames[0].startswith("process") else "?"
-        own, inclusive, samples = by_process.setdefault(process, ({}, {}, [0]))
+        # Process frames hold command lines, which may contain ";": keep real frames only.
+        functions = [f for f in stack.split(";") if _FRAME.fullmatch(f)]
+        kind = (
+            "comparator" if "_process_worker (concurrent/futures/process.py" in stack else "serving"
+        )
+        own, inclusive, samples = by_kind.setdefault(kind, ({}, {}, [0]))
         samples[0] += count
-        functions = [f for f in frames if not f.startswith(("process", "thread"))]
         if functions:
             own[functions[-1]] = own.get(functions[-1], 0) + count
         for name in set(functions):
             inclusive[name] = inclusive.get(name, 0) + count
-    for process, (own, inclusive, samples) in by_process.items():
-        print(f"\n### {process}: {samples[0]} samples")
-        print("self:")
+    everything = sum(s[0] for _, _, s in by_kind.values()) or 1
+    for kind, (own, inclusive, samples) in sorted(by_kind.items()):
+        print(f"\n### {kind} process: {samples[0]} samples ({samples[0] / everything:.0%})")
+        print("self time (share of this process's samples):")
         for name, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
             print(f"  {count / samples[0]:6.1%}  {name}")
-        print("inclusive (shadowproxy and aiohttp frames):")
-        interesting = {k: v for k, v in inclusive.items() if "shadowproxy" in k or "aiohttp" in k}
-        for name, count in sorted(interesting.items(), key=lambda kv: -kv[1])[:top]:
+        print("inclusive, shadowproxy frames:")
+        ours = {k: v for k, v in inclusive.items() if "shadowproxy/" in k and "cli/" not in k}
+        for name, count in sorted(ours.items(), key=lambda kv: -kv[1])[:top]:
             print(f"  {count / samples[0]:6.1%}  {name}")
 
 
@@ -717,12 +729,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the run's rows here")
     parser.add_argument("--combine", type=Path, nargs="+", help="medians of earlier --json runs")
     parser.add_argument("--profile", metavar="DIR", help="py-spy shadowproxy -w1; no table")
+    parser.add_argument("--print-profile", type=Path, nargs="+", help="summarise py-spy raw files")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     if args.quick:
         args.seconds = 3.0
         args.hang_seconds = min(args.hang_seconds, 15.0)
+    if args.print_profile:
+        for raw in args.print_profile:
+            print(f"\n## {raw}")
+            print_profile(raw)
+        return
     if args.combine:
         print(combine(args.combine, args.workers))
         return
