@@ -456,3 +456,52 @@ async def test_browser_empty_store(store: Store) -> None:
     assert "No comparisons in the last 1h." in text
     assert "null" not in text
     assert [] == errors
+
+
+async def test_browser_more_groups(store: Store) -> None:
+    """An endpoint with more groups than a page shows the rest on request, none twice."""
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before the test starts
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    from playwright.async_api import async_playwright
+
+    from shadowproxy.model import Difference, DiffKind
+    from tests.factories import make_comparison
+
+    await store.write(
+        [
+            make_comparison(
+                id=f"feed-{i}",
+                endpoint="GET /v3/feed",
+                differences=(Difference(f"/list/0/f{i}", f"/list/*/f{i}", DiffKind.EXTRA),),
+            )
+            for i in range(30)
+        ]
+    )
+    runner = web.AppRunner(_app(store), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(f"http://{host}:{port}/#token={TOKEN}")
+                await page.goto(f"http://{host}:{port}/#/endpoint/GET%20%2Fv3%2Ffeed")
+                rows = page.locator("#groups tr[data-fingerprint]")
+                await page.wait_for_selector("#groups tr[data-fingerprint]")
+                first = await rows.count()
+                await page.click("#more-groups")
+                await page.wait_for_selector("#more-groups", state="hidden")
+                fingerprints = [
+                    await rows.nth(i).get_attribute("data-fingerprint")
+                    for i in range(await rows.count())
+                ]
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+    assert (25, 30, 30) == (first, len(fingerprints), len(set(fingerprints)))

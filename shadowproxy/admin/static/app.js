@@ -529,7 +529,7 @@
       api("summary", { since, endpoint }),
       api("readiness", { since, endpoint }),
       api("fields", { since, endpoint }),
-      api("groups", { endpoint, limit: 50 }),
+      api("groups", { endpoint, limit: 25 }),
       api("mismatches", { since, endpoint, fingerprint: state.fingerprint, limit: 20 }),
       api("trend", { since, endpoint, buckets: 60 }),
     ]);
@@ -560,8 +560,9 @@
           r ? h("ul", { class: "checks" }, r.checks.map((c) =>
             h("li", { class: c.passed ? "ok" : "fail", text: c.detail }))) : h("p", { class: "empty", text: "No data." }))),
       h("section", { class: "panel", id: "groups" },
-        h("h2", null, "Groups", h("span", { class: "count", text: String(groups.items.length) })),
-        groupsTable(groups.items, endpoint)),
+        h("h2", null, "Groups", h("span", { class: "count",
+          text: String(groups.items.length) + (groups.next_cursor ? "+" : "") })),
+        groupsTable(groups, endpoint)),
       h("section", { class: "panel", id: "mismatches" },
         h("h2", null, state.fingerprint ? "Mismatches of group " + state.fingerprint : "Recent mismatches",
           state.fingerprint ? h("button", { type: "button", class: "ghost", text: "Show all",
@@ -648,34 +649,52 @@
     return h("div", { class: "bar" }, fill);
   }
 
-  function groupsTable(groups, endpoint) {
-    if (!groups.length) return h("p", { class: "empty", text: "No mismatch groups for this endpoint." });
-    return h("table", { class: "grouptable" },
+  function groupsTable(page, endpoint) {
+    if (!page.items.length) return h("p", { class: "empty", text: "No mismatch groups for this endpoint." });
+    const body = h("tbody", null, page.items.map(groupRows));
+    let cursor = page.next_cursor;
+    const more = h("button", { type: "button", id: "more-groups", text: "More groups", onclick: async () => {
+      more.disabled = true;
+      try {
+        const next = await api("groups", { endpoint, cursor, limit: 50 });
+        append(body, next.items.map(groupRows));
+        cursor = next.next_cursor;
+        more.hidden = !cursor;
+      } catch (error) { say(error.message); }
+      more.disabled = false;
+    } });
+    more.hidden = !cursor;
+    return [h("table", { class: "grouptable" },
       h("thead", null, h("tr", null, h("th", { text: "Differences" }), h("th", { class: "n", text: "Count" }),
         h("th", { text: "Last seen" }), h("th", { text: "State" }), h("th", { text: "Triage" }))),
-      h("tbody", null, groups.map((g) => [
-        h("tr", { "data-fingerprint": g.fingerprint },
-          h("td", null, g.signature.length ? h("div", { class: "sig" }, g.signature.map((s) =>
-            h("code", { title: s.kind, text: (s.template || "(whole body)") + " · " + s.kind })))
-            : h("span", { class: "muted", text: "Shadow errors (no response to compare)" }),
-            g.note ? h("div", { class: "muted", text: "Note: " + g.note }) : null),
-          h("td", { class: "n", text: num(g.count) }),
-          h("td", { title: when(g.last_seen), text: ago(g.last_seen) }),
-          h("td", null, h("span", { class: "badge " + g.state, text: g.state })),
-          h("td", null, h("div", { class: "actions" },
-            h("button", { type: "button", text: "Examples", onclick: () => {
-              state.fingerprint = g.fingerprint;
-              render().then(() => document.getElementById("mismatches").scrollIntoView());
-            } }),
-            g.state !== "acknowledged" ? h("button", { type: "button", class: "ack", text: "Acknowledge",
-              onclick: () => triage(g, "acknowledged") }) : null,
-            g.state !== "expected" ? h("button", { type: "button", class: "expect", text: "Mark expected",
-              onclick: () => triage(g, "expected") }) : null,
-            g.state !== "open" ? h("button", { type: "button", class: "ghost reopen", text: "Reopen",
-              onclick: () => triage(g, "open") }) : null))),
-        state.snippets[g.fingerprint] ? h("tr", { class: "snippetrow" }, h("td", { colspan: 5 },
-          snippetBox(state.snippets[g.fingerprint]))) : null,
-      ])));
+      body), h("div", { class: "more" }, more)];
+  }
+
+  /** A group's row, and below it the rule snippet once it was marked expected. */
+  function groupRows(g) {
+    return [
+      h("tr", { "data-fingerprint": g.fingerprint },
+        h("td", null, g.signature.length ? h("div", { class: "sig" }, g.signature.map((s) =>
+          h("code", { title: s.kind, text: (s.template || "(whole body)") + " · " + s.kind })))
+          : h("span", { class: "muted", text: "Shadow errors (no response to compare)" }),
+          g.note ? h("div", { class: "muted", text: "Note: " + g.note }) : null),
+        h("td", { class: "n", text: num(g.count) }),
+        h("td", { class: "nowrap", title: when(g.last_seen), text: ago(g.last_seen) }),
+        h("td", null, h("span", { class: "badge " + g.state, text: g.state })),
+        h("td", null, h("div", { class: "actions" },
+          h("button", { type: "button", text: "Examples", onclick: () => {
+            state.fingerprint = g.fingerprint;
+            render().then(() => document.getElementById("mismatches").scrollIntoView());
+          } }),
+          g.state !== "acknowledged" ? h("button", { type: "button", class: "ack", text: "Acknowledge",
+            onclick: () => triage(g, "acknowledged") }) : null,
+          g.state !== "expected" ? h("button", { type: "button", class: "expect", text: "Mark expected",
+            onclick: () => triage(g, "expected") }) : null,
+          g.state !== "open" ? h("button", { type: "button", class: "ghost reopen", text: "Reopen",
+            onclick: () => triage(g, "open") }) : null))),
+      state.snippets[g.fingerprint] ? h("tr", { class: "snippetrow" }, h("td", { colspan: 5 },
+        snippetBox(state.snippets[g.fingerprint]))) : null,
+    ];
   }
 
   function snippetBox(text) {
