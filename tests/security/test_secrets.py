@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest
 from aiohttp import web
 
@@ -108,21 +109,26 @@ async def send_traffic(running: ProxyProcess) -> None:
                 await response.read()
 
 
-async def wait_for_records(db: Path, count: int) -> None:
-    """Poll the store (via the report CLI's JSON) until ``count`` mismatches are stored."""
-    for _ in range(100):
-        report = export(db, "json")
-        if report.count(b'"mismatch"') >= 1 and orjson.loads(report):
-            stored = _mismatches(report)
-            if stored >= count:
-                return
+def stored_records(db: Path) -> int:
+    """Mismatch records in the SQLite store so far (0 before it exists)."""
+    if not db.exists():
+        return 0
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn,
+        contextlib.suppress(sqlite3.OperationalError),  # the schema is not there yet
+    ):
+        return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    return 0
+
+
+async def wait_for_records(db: Path, count: int, timeout: float = 30.0) -> None:
+    """Poll the SQLite store until ``count`` mismatch records are in it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while stored_records(db) < count:
+        if loop.time() > deadline:
+            raise TimeoutError(f"{count} records never arrived in {db}")
         await asyncio.sleep(0.1)
-    raise TimeoutError("records never arrived")
-
-
-def _mismatches(report: bytes) -> int:
-    data = orjson.loads(report)
-    return sum(int(e.get("mismatches", 0)) for e in data.get("endpoints", []))
 
 
 def store_files(directory: Path) -> dict[str, bytes]:
