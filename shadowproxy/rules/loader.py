@@ -16,7 +16,6 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -574,6 +573,3 @@ def load_ruleset(path: Path | None) -> Ruleset:
     except UnicodeDecodeError as exc:
         raise RulesError(f"not UTF-8 text (byte {exc.start})", source=str(path)) from None
     return parse_ruleset(text, path)
-
-
-Loader = Callable[[Path | None], Ruleset]
