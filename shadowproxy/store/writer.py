@@ -8,8 +8,9 @@ new records are dropped and counted. Order is kept: a failed batch is retried fi
 spool is replayed oldest first, then the buffer is written. Store writes are idempotent by exchange
 id, so replaying something that had in fact been written changes nothing.
 
-The writer opens the store (``aopen``) itself, retrying with backoff, so a store that is down at
-start-up does not stop the proxy. It never closes the store: its owner does, after ``aclose``.
+The writer opens the store (``aopen``) itself, retrying with backoff, so a remote store that is
+down at start-up does not stop the proxy (an embedded SQLite file that cannot be opened does: that
+is a configuration error). It never closes the store: its owner does, after ``aclose``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowproxy.model import CapturedResponse, Comparison, Outcome
-from shadowproxy.store.contract import Store
+from shadowproxy.store.contract import Store, StoreError
 from shadowproxy.store.document import RECORDED
 from shadowproxy.store.spool import Spool
 
@@ -137,12 +138,22 @@ class StoreWriter:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the spool (replaying what a previous run left) and start the flush task."""
+        """Open the spool (replaying what a previous run left) and start the flush task.
+
+        An embedded (SQLite) store that cannot open is a configuration error and raises
+        :class:`StoreError` here; a remote store that is down is retried in the background.
+        """
         if self._task is not None:
             return
         self._closing = False
+        if self._store.engine == "sqlite":
+            await self._store.aopen()
+            self._opened = True
         if self._spool_dir is not None:
-            self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
+            try:
+                self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
+            except OSError as exc:
+                raise StoreError(f"--spool-dir {self._spool_dir}: {exc.strerror or exc}") from None
             if self._spool.records:
                 log.info("store writer: %d spooled comparisons to replay", self._spool.records)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")

@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from shadowproxy.model import Verdict
 from shadowproxy.store import open_store
-from shadowproxy.store.contract import Store
+from shadowproxy.store.contract import Store, StoreError
 from shadowproxy.store.writer import StoreWriter
 from tests.factories import make_comparison, make_response
 from tests.store.conftest import start_mongo
@@ -111,7 +113,8 @@ async def test_a_slow_store_spills_to_the_spool_and_replays_in_order(tmp_path: P
     store = open_store(f"sqlite:///{db}")
     await store.aopen()
     lock = lock_database(db)
-    writer = StoreWriter(store, batch=10, flush_interval=0.05, buffer=40,
+    # The buffer leaves room for a slow fsync on a busy machine; half of it spills.
+    writer = StoreWriter(store, batch=10, flush_interval=0.05, buffer=120,
                          spool_dir=tmp_path / "spool")
     await writer.start()
     batch = [make_comparison(id=f"c{i:04d}", received_at=NOW + i / 100) for i in range(300)]
@@ -228,3 +231,24 @@ async def test_submit_never_raises(tmp_path: Path) -> None:
     assert not writer.submit(None)  # type: ignore[arg-type]
     assert 1 == writer.stats().dropped
     await writer.aclose()
+
+
+async def test_an_sqlite_file_that_cannot_open_fails_start_up(tmp_path: Path) -> None:
+    """A path under a regular file is a configuration error, reported at start, not later."""
+    (tmp_path / "file").write_text("not a directory")
+    store = open_store(f"sqlite:///{tmp_path}/file/s.db")
+    writer = StoreWriter(store)
+
+    with pytest.raises(StoreError, match="file"):
+        await writer.start()
+
+
+async def test_an_unusable_spool_dir_fails_start_up(tmp_path: Path) -> None:
+    """The spool directory must be creatable: say which option is wrong."""
+    (tmp_path / "file").write_text("not a directory")
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    writer = StoreWriter(store, spool_dir=tmp_path / "file" / "spool")
+
+    with pytest.raises(StoreError, match="--spool-dir"):
+        await writer.start()
+    await store.aclose()
