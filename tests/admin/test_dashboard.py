@@ -426,11 +426,15 @@ async def test_browser_on_a_live_proxy(
     assert ([], []) == (dialogs, errors)
 
 
-async def test_browser_empty_store(store: Store) -> None:
-    """Before any traffic, the overview says so plainly (no stray text, no script error)."""
+async def test_browser_empty_store_then_many_groups(store: Store) -> None:
+    """Before any traffic, the overview says so plainly (no stray text, no script error); an
+    endpoint with more groups than a page then shows the rest on request, none twice."""
     if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before the test starts
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
     from playwright.async_api import async_playwright
+
+    from shadowproxy.model import Difference, DiffKind
+    from tests.factories import make_comparison
 
     runner = web.AppRunner(_app(store), access_log=None)
     await runner.setup()
@@ -449,47 +453,19 @@ async def test_browser_empty_store(store: Store) -> None:
                 await page.goto(f"http://{host}:{port}/#token={TOKEN}")
                 await page.wait_for_selector("main .empty")
                 text = await page.inner_text("main")
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
-    assert "No comparisons in the last 1h." in text
-    assert "null" not in text
-    assert [] == errors
 
-
-async def test_browser_more_groups(store: Store) -> None:
-    """An endpoint with more groups than a page shows the rest on request, none twice."""
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before the test starts
-        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
-    from playwright.async_api import async_playwright
-
-    from shadowproxy.model import Difference, DiffKind
-    from tests.factories import make_comparison
-
-    await store.write(
-        [
-            make_comparison(
-                id=f"feed-{i}",
-                endpoint="GET /v3/feed",
-                differences=(Difference(f"/list/0/f{i}", f"/list/*/f{i}", DiffKind.EXTRA),),
-            )
-            for i in range(30)
-        ]
-    )
-    runner = web.AppRunner(_app(store), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-            )
-            try:
-                page = await browser.new_page()
-                await page.goto(f"http://{host}:{port}/#token={TOKEN}")
+                await store.write(
+                    [
+                        make_comparison(
+                            id=f"feed-{i}",
+                            endpoint="GET /v3/feed",
+                            differences=(
+                                Difference(f"/list/0/f{i}", f"/list/*/f{i}", DiffKind.EXTRA),
+                            ),
+                        )
+                        for i in range(30)
+                    ]
+                )
                 await page.goto(f"http://{host}:{port}/#/endpoint/GET%20%2Fv3%2Ffeed")
                 rows = page.locator("#groups tr[data-fingerprint]")
                 await page.wait_for_selector("#groups tr[data-fingerprint]")
@@ -504,4 +480,7 @@ async def test_browser_more_groups(store: Store) -> None:
                 await browser.close()
     finally:
         await runner.cleanup()
+    assert "No comparisons in the last 1h." in text
+    assert "null" not in text
+    assert [] == errors
     assert (25, 30, 30) == (first, len(fingerprints), len(set(fingerprints)))
