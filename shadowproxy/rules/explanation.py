@@ -90,7 +90,8 @@ def _rules_lines(rules: EndpointRules, defaults: EndpointRules | None = None) ->
     for pattern, rule in spec:
         lines.append(f"    {format_pattern(pattern) or '(whole body)'}: {describe_rule(rule)}")
     if spec is not rules.matcher.spec:
-        lines.append(f"    and the defaults' {len(inherited)} path rules (below)")
+        count = len(inherited)
+        lines.append(f"    and the defaults' {count} path rule{'s' if count > 1 else ''} (below)")
     if rules.redact:
         lines.append(f"    redacted before storing: {', '.join(rules.redact)}")
     if not rules.matcher.spec:

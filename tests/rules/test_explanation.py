@@ -43,7 +43,7 @@ def test_every_rule_is_described() -> None:
         "/url: strings normalised: replace regex '^https?://[^/]+' with '', case fold",
         "/updated: instants within 2 s",
         "/id: critical",
-        "and the defaults' 1 path rules (below)",
+        "and the defaults' 1 path rule (below)",
         "redacted before storing: token",
         "/**/took_ms: ignored",
     ):
