@@ -30,6 +30,7 @@ from aiohttp.typedefs import Handler
 from shadowproxy.admin.app import FleetView, create_admin_app
 from shadowproxy.fleet import running_fleet, signal_members, supervise
 from shadowproxy.metrics import Metrics
+from shadowproxy.model import Exchange
 from shadowproxy.pipeline import Pipeline
 from shadowproxy.proxy.backend import BackendConfig, open_backend
 from shadowproxy.proxy.breaker import BreakerState, CircuitBreaker
@@ -38,7 +39,8 @@ from shadowproxy.proxy.forward import Forwarder
 from shadowproxy.proxy.ingress import Ingress
 from shadowproxy.proxy.mirror import Mirror
 from shadowproxy.proxy.policy import MirrorPolicy
-from shadowproxy.rules import RulesError
+from shadowproxy.queue import StreamPublisher
+from shadowproxy.rules import EndpointRules, RulesError
 from shadowproxy.rules.holder import RulesHolder
 from shadowproxy.settings import HostPort, Settings
 from shadowproxy.store import open_store
@@ -66,6 +68,19 @@ class Runtime:
     store: Store
     writer: StoreWriter
     pipeline: Pipeline
+    publisher: StreamPublisher | None = None
+    """Set with ``--queue``: exchanges go to the Redis stream for ``shadowproxy worker``."""
+
+    @property
+    def deliver(self) -> Callable[[Exchange, EndpointRules, str], bool]:
+        """Where the mirror hands finished exchanges: the stream, or the local comparators."""
+        return self.publisher.submit if self.publisher is not None else self.pipeline.submit
+
+    async def drain_comparisons(self, timeout: float) -> bool:
+        """Wait until handed-over exchanges left this process (published, or compared)."""
+        if self.publisher is not None:
+            return await self.publisher.drain(timeout)
+        return await self.pipeline.drain(timeout)
 
 
 @asynccontextmanager
@@ -105,6 +120,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         ),
         metrics=metrics,
     )
+    publisher = None
+    if settings.queue:
+        try:
+            publisher = StreamPublisher(
+                settings.queue,
+                maxlen=settings.stream_maxlen,
+                buffer=settings.queue_size,
+                buffer_bytes=settings.queue_bytes_max,
+                metrics=metrics,
+            )
+        except ValueError as exc:
+            raise StartupError(f"--queue {settings.queue}: {exc}") from None
     _watch_writer(metrics, writer)
     _watch_rules(metrics, rules)
     metrics.gauge(
@@ -113,12 +140,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     background = TaskSet("runtime")
     await writer.start()
     try:
-        await pipeline.start()
+        if publisher is not None:
+            await publisher.start()
+        else:
+            await pipeline.start()
         if settings.rules is not None:
             background.spawn(rules.watch(), name="rules-watch")
-        yield Runtime(settings, metrics, rules, store, writer, pipeline)
+        yield Runtime(settings, metrics, rules, store, writer, pipeline, publisher)
     finally:
         await background.aclose()
+        if publisher is not None:
+            await publisher.aclose(SHUTDOWN_DEADLINE / 2)
         await pipeline.aclose(SHUTDOWN_DEADLINE / 2)
         await writer.aclose(SHUTDOWN_DEADLINE / 2)
         with contextlib.suppress(Exception):
@@ -230,7 +262,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             shadow,
             max_in_flight=s.shadow_max_in_flight,
             capture_max=s.capture_max,
-            deliver=runtime.pipeline.submit,
+            deliver=runtime.deliver,
             metrics=runtime.metrics,
             breaker=CircuitBreaker(failures=s.breaker_failures, cooldown=s.breaker_cooldown),
         )
@@ -274,7 +306,7 @@ class RunningProxy:
         deadline = loop.time() + timeout
         if await self.traffic_app[INGRESS].mirror.wait(timeout):
             return False
-        if not await self.runtime.pipeline.drain(max(0.0, deadline - loop.time())):
+        if not await self.runtime.drain_comparisons(max(0.0, deadline - loop.time())):
             return False
         writer = self.runtime.writer
         while loop.time() < deadline:

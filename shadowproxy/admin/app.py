@@ -118,8 +118,20 @@ async def _healthz(request: web.Request) -> web.Response:
     writer = runtime.writer.stats()
     rules = runtime.rules
     degraded = not writer.store_up or rules.last_error is not None
+    extra: dict[str, object] = {}
+    if runtime.publisher is not None:
+        queue = runtime.publisher.stats()
+        degraded = degraded or not queue.connected
+        extra["queue"] = {
+            "connected": queue.connected,
+            "buffered": queue.buffered,
+            "dropped": queue.dropped,
+            "trimmed": queue.trimmed,
+            "last_error": queue.last_error,
+        }
     return web.json_response(
         {
+            **extra,
             "status": "degraded" if degraded else "ok",
             "store": {
                 "engine": runtime.store.engine,
