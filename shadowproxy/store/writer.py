@@ -46,7 +46,8 @@ class WriterStats:
     written: int
     """Comparisons handed to the store successfully (replays included)."""
     dropped: int
-    """Comparisons lost: buffer and spool full, or still unwritten at shutdown without a spool."""
+    """Comparisons lost: buffer and spool full, unwritten at shutdown without a spool, or
+    unreadable in the spool (a torn or corrupted line)."""
     errors: int
     """Failed store calls (opens and writes)."""
     store_up: bool
@@ -129,7 +130,7 @@ class StoreWriter:
             spooled_records=spool.records if spool else 0,
             spooled_bytes=spool.bytes if spool else 0,
             written=self._written,
-            dropped=self._dropped,
+            dropped=self._dropped + (spool.corrupt if spool else 0),
             errors=self._errors,
             store_up=self._store_up,
             last_error=self._last_error,
@@ -194,12 +195,17 @@ class StoreWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
             self._wake.clear()
-            if loop.time() < self._retry_at:
-                if self._closing:
-                    return
-                await self._spill()
-                continue
-            ok = await self._flush()
+            try:
+                if loop.time() < self._retry_at:
+                    if self._closing:
+                        return
+                    await self._spill()
+                    continue
+                ok = await self._flush()
+            except Exception:  # a bug here must not silently stop all writing
+                log.exception("store writer: unexpected error; carrying on")
+                ok = False
+                await asyncio.sleep(self._interval)
             if self._closing and (not ok or not self._pending()):
                 return
 
