@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shadowproxy.model import Verdict
 from shadowproxy.store import open_store
@@ -192,3 +196,36 @@ def test_sqlite_urls_follow_the_sqlalchemy_convention(url: str, expected: str) -
 
     assert isinstance(store, SQLiteStore)
     assert expected == store.path
+
+
+POOL = [make_comparison(id=f"p{i:02d}", received_at=NOW + i,
+                        verdict=(Verdict.MATCH, Verdict.MISMATCH, Verdict.SHADOW_ERROR)[i % 3],
+                        fingerprint=f"g{i % 4}")
+        for i in range(24)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.lists(st.integers(0, len(POOL) - 1), max_size=12), max_size=6))
+def test_any_replay_pattern_counts_each_exchange_once(batches: list[list[int]]) -> None:
+    """Whatever mix of batches, repeats and replays is written, counts, groups and records
+    reflect each distinct exchange exactly once."""
+    distinct = {i for batch in batches for i in batch}
+
+    async def run(path: Path) -> tuple[int, int, int, int]:
+        store = SQLiteStore(path, group_store_per_hour=1000)
+        await store.aopen()
+        for batch in batches:
+            await store.write([POOL[i] for i in batch])
+        summaries = await store.summary()
+        groups = (await store.groups(limit=100)).items
+        records = (await store.mismatches(limit=100)).items
+        await store.aclose()
+        return (sum(s.compared for s in summaries), sum(s.mismatches for s in summaries),
+                sum(g.count for g in groups), len(records))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        compared, mismatches, grouped, stored = asyncio.run(run(Path(tmp) / "h.db"))
+
+    recorded = sum(1 for i in distinct if POOL[i].verdict is not Verdict.MATCH)
+    assert (len(distinct), sum(1 for i in distinct if POOL[i].verdict is Verdict.MISMATCH),
+            recorded, recorded) == (compared, mismatches, grouped, stored)
