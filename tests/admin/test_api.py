@@ -404,3 +404,22 @@ async def test_same_answers_on_mongodb(aiohttp_client: MakeClient, tmp_path: Pat
     for page in (sqlite[3], mongo[3]):
         page["next_cursor"] = "engine-specific"
     assert sqlite == mongo
+
+
+def test_openapi_references_resolve() -> None:
+    """Every $ref in the OpenAPI document names a schema it defines; every schema is used."""
+    document = openapi_document()
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend(value for key, value in node.items() if key == "$ref")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    defined = {f"#/components/schemas/{name}" for name in document["components"]["schemas"]}
+    assert (set(), set()) == (set(refs) - defined, defined - set(refs))
