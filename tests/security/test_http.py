@@ -1,0 +1,87 @@
+"""Malformed and smuggling-shaped HTTP from clients: a 4xx from the proxy, nothing forwarded, and
+the next client served. Extends tests/proxy/test_ingress.py (absolute-form, CONNECT, asterisk, bad
+method, Content-Length with Transfer-Encoding, huge header, body over the limit)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartProxy, StartUpstream
+from tests.proxy.test_ingress import HITS, raw_exchange, recording_backend
+
+HEAD = b"Host: a\r\n"
+
+CASES = {
+    "duplicate-content-length": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "content-length-list": b"POST /x HTTP/1.1\r\n" + HEAD + b"Content-Length: 5, 6\r\n\r\nhello!",
+    "content-length-sign": b"POST /x HTTP/1.1\r\n" + HEAD + b"Content-Length: +5\r\n\r\nhello",
+    "content-length-negative": b"POST /x HTTP/1.1\r\n" + HEAD + b"Content-Length: -1\r\n\r\n",
+    "content-length-hex": b"POST /x HTTP/1.1\r\n" + HEAD + b"Content-Length: 0x5\r\n\r\nhello",
+    "transfer-encoding-unknown": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "transfer-encoding-not-last": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "space-before-colon": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-overflow": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-garbage": b"POST /x HTTP/1.1\r\n" + HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "obs-fold": b"GET /x HTTP/1.1\r\n" + HEAD + b"X-Folded: a\r\n b\r\n\r\n",
+    "nul-in-value": b"GET /x HTTP/1.1\r\n" + HEAD + b"X-Nul: a\x00b\r\n\r\n",
+    "nul-in-name": b"GET /x HTTP/1.1\r\n" + HEAD + b"X-N\x00ul: ab\r\n\r\n",
+    "cr-in-value": b"GET /x HTTP/1.1\r\n" + HEAD + b"X-Cr: a\rb\r\n\r\n",
+    "space-in-name": b"GET /x HTTP/1.1\r\n" + HEAD + b"X Y: 1\r\n\r\n",
+    "no-colon": b"GET /x HTTP/1.1\r\n" + HEAD + b"NoColonHere\r\n\r\n",
+    "space-in-target": b"GET /a b HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "nul-in-target": b"GET /a\x00b HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "very-long-uri": b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "bad-version": b"GET /x HTTP/9.9\r\n" + HEAD + b"\r\n",
+    "lowercase-method": b"get /x HTTP/1.1\r\n" + HEAD + b"\r\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_malformed_request_is_refused_and_not_forwarded(
+    upstream: StartUpstream, proxy: StartProxy, name: str
+) -> None:
+    """A 4xx (400, 414, 431 or 501) from the proxy itself; neither backend sees anything; the
+    proxy serves the next client."""
+    primary, shadow = recording_backend(), recording_backend()
+    running = await proxy(await upstream(primary), await upstream(shadow))
+    answer = await raw_exchange(running.traffic_url, CASES[name])
+    status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.") else answer[:40]
+    assert status in {b"400", b"414", b"431", b"501"}, answer[:200]
+    assert await running.drain(5)
+    assert ([], []) == (primary[HITS], shadow[HITS])
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(running.traffic_url + "/ok") as response,
+    ):
+        assert 200 == response.status
+
+
+async def test_pipelined_request_after_a_chunked_body_is_its_own_request(
+    upstream: StartUpstream, proxy: StartProxy
+) -> None:
+    """Bytes after the terminating chunk are the next request, parsed and forwarded as such: the
+    primary sees the same two requests the proxy did, so no request hides in another's body."""
+    primary = recording_backend()
+    running = await proxy(await upstream(primary), await upstream(recording_backend()))
+    smuggle = (
+        b"POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+        b"GET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    host, port = running.traffic_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(smuggle)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert 2 == answer.count(b"HTTP/1.1 200 OK")
+    assert ["POST /first", "GET /second"] == primary[HITS]
