@@ -91,10 +91,10 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except _RefusedError as exc:
             return _json({"error": str(exc)}, status=exc.status)
-        except ValueError as exc:
-            # The store's cursor errors are ValueErrors: a client sent a mangled cursor.
-            return _json({"error": str(exc)}, status=400)
         except StoreError as exc:
+            if isinstance(exc, ValueError):
+                # A store error that is also a ValueError blames the input: a mangled cursor.
+                return _json({"error": str(exc)}, status=400)
             return _json({"error": f"store unavailable: {exc}"}, status=503)
 
     return wrapper
