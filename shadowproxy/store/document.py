@@ -40,6 +40,13 @@ MAX_DIFFERENCES = 1000
 EXAMPLES_PER_GROUP = 5
 """Example exchange ids kept on a group."""
 
+SEEN_WINDOW = 3600.0
+"""Seconds an exchange id is remembered after it was counted. Duplicates of single exchanges
+come soon after the first write (a worker's reclaimed stream entry, a spool segment replayed
+after a crash); a whole batch retried after a long outage is caught by its :func:`batch_key`,
+kept for the full retention. This keeps the per-exchange memory at minutes of traffic, not weeks.
+"""
+
 PRIMARY, SHADOW = "primary", "shadow"
 
 
@@ -65,6 +72,12 @@ def group_key(comparison: Comparison) -> str:
     parts = [comparison.exchange.endpoint, comparison.verdict.value, comparison.reason]
     parts += [f"{t}\x00{k}" for t, k in signature_of(comparison)]
     return hashlib.sha256("\x01".join(parts).encode()).hexdigest()[:16]
+
+
+def batch_key(comparisons: Iterable[Comparison]) -> str:
+    """Identifies a batch by its set of exchange ids: a retried batch has the same key."""
+    ids = sorted({c.exchange.id for c in comparisons})
+    return hashlib.sha256("\x00".join(ids).encode()).hexdigest()[:32]
 
 
 def elapsed_ms(outcome: Outcome) -> float:

@@ -6,14 +6,17 @@ The only module that imports :mod:`pymongo`. Collections::
     groups    one per fingerprint (``_id``): counts, examples, triage, hourly storage quota
     counters  one per (minute, endpoint): verdict counts, critical count, latency buckets
     fields    one per (minute, endpoint, template, kind): comparisons where that field differed
-    seen      one per written batch: the exchange ids it counted, unique across documents
+    seen      one per written batch: the exchange ids it counted (unique across documents);
+              TTL of SEEN_WINDOW after the write
+    batches   one per written batch key; a batch retried after a long outage is skipped whole
     meta      the schema version
 
 Idempotence: on a replica set or sharded cluster (what production runs, and what lets Mongo
-transactions work) a batch is one transaction: the ``seen`` ids and every ``$inc`` commit together
-or not at all, so a replayed batch counts nothing twice and loses nothing. On a standalone server
-records are upserted first, then the ids are claimed in ``seen``, then only claimed ones are
-counted: a crash between the last two steps can lose that batch's counts, never double them.
+transactions work) a batch is one transaction: the ``seen`` ids, the batch key and every ``$inc``
+commit together or not at all, so a replayed batch counts nothing twice and loses nothing. On a
+standalone server records are inserted first, then the ids are claimed in ``seen``, then only
+claimed ones are counted, then the batch key is written: a crash between claiming and counting
+can lose that batch's counts, never double them.
 
 Retention is a TTL index on every collection but ``meta``; the server expires documents itself.
 """
@@ -98,6 +101,7 @@ class MongoStore:
         body_max: int = 65536,
         group_store_per_hour: int = 50,
         retention_days: float = 14.0,
+        seen_window: float = document.SEEN_WINDOW,
     ) -> None:
         if url.lower().startswith("mongodb://"):
             # Fail at start-up, not at the first write. (SRV URLs would need DNS here: they are
@@ -111,6 +115,7 @@ class MongoStore:
         self._body_max = body_max
         self._quota = group_store_per_hour
         self._ttl = max(1, round(retention_days * 86400))
+        self._seen_ttl = max(1, round(seen_window))
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._transactions = False
@@ -188,19 +193,22 @@ class MongoStore:
                                      name="minute")
         await db.seen.create_index("ids", name="ids", unique=True)
         for name, field in (("records", "at_dt"), ("groups", "last_dt"), ("counters", "dt"),
-                            ("fields", "dt"), ("seen", "dt")):
-            await self._ttl_index(db, name, field)
+                            ("fields", "dt"), ("batches", "dt")):
+            await self._ttl_index(db, name, field, self._ttl)
+        await self._ttl_index(db, "seen", "dt", self._seen_ttl)
 
-    async def _ttl_index(self, db: AsyncDatabase[dict[str, Any]], name: str, field: str) -> None:
+    async def _ttl_index(
+        self, db: AsyncDatabase[dict[str, Any]], name: str, field: str, seconds: int
+    ) -> None:
         try:
-            await db[name].create_index(field, name=f"ttl_{field}", expireAfterSeconds=self._ttl)
+            await db[name].create_index(field, name=f"ttl_{field}", expireAfterSeconds=seconds)
         except OperationFailure as exc:
             if exc.code not in _INDEX_OPTIONS_CONFLICT:
                 raise
             # Retention changed since the index was made: change the index, keep the data.
             await db.command(
                 "collMod", name,
-                index={"keyPattern": {field: 1}, "expireAfterSeconds": self._ttl},
+                index={"keyPattern": {field: 1}, "expireAfterSeconds": seconds},
             )
 
     async def aclose(self) -> None:
@@ -253,6 +261,9 @@ class MongoStore:
         unique: dict[str, Comparison],
         session: AsyncClientSession | None,
     ) -> None:
+        key = document.batch_key(unique.values())
+        if await db.batches.find_one({"_id": key}, {"_id": 1}, session=session):
+            return
         existing = await self._seen(db, list(unique), session)
         fresh = [c for i, c in unique.items() if i not in existing]
         if not fresh:
@@ -268,6 +279,7 @@ class MongoStore:
             tally = document.tally(claimed)
             groups = {fp: groups[fp] for fp in tally.groups}
         await self._count(db, tally, groups, session)
+        await self._insert(db.batches, [{"_id": key, "dt": datetime.now(tz=UTC)}], session)
 
     @staticmethod
     async def _existing(
@@ -349,7 +361,7 @@ class MongoStore:
             doc = {
                 "_id": hashlib.sha256("\x00".join(ids).encode()).hexdigest()[:32],
                 "ids": ids,
-                "dt": _dt(max(c.exchange.request.received_at for c in claimable)),
+                "dt": datetime.now(tz=UTC),
             }
             try:
                 await db.seen.insert_one(doc, session=session)

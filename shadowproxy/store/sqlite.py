@@ -2,12 +2,17 @@
 
 Every call runs on a single-thread executor that owns the connection, so the event loop never
 blocks on disk and the connection is never shared between threads. A batch is one transaction:
-the exchange ids go into ``seen`` with ``INSERT OR IGNORE``, and only the comparisons whose id was
-new are counted, grouped and stored. A batch replayed after an outage therefore changes nothing.
+its key (:func:`~shadowproxy.store.document.batch_key`) goes into ``batches`` and its exchange ids
+into ``seen`` with ``INSERT OR IGNORE``; a known batch is skipped whole, and otherwise only the
+comparisons whose id was new are counted, grouped and stored. A batch replayed after an outage
+therefore changes nothing. Exchange ids are remembered for
+:data:`~shadowproxy.store.document.SEEN_WINDOW` after they were written, batch keys for the
+retention.
 
 Schema versions live in ``PRAGMA user_version``; :data:`MIGRATIONS` holds one step per version.
 Version 1 was the first release (records, counters, groups); version 2 added latency buckets,
-per-field counts, critical counts, the per-group hourly storage quota and record sizes.
+per-field counts, critical counts, the per-group hourly storage quota and record sizes; version 3
+added batch keys (``seen.at`` became the write time).
 """
 
 from __future__ import annotations
@@ -96,7 +101,11 @@ CREATE TABLE fields (
 UPDATE records SET size = length(doc);
 """
 
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: _V1_TO_V2}
+_V2_TO_V3 = """
+CREATE TABLE batches (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+"""
+
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3}
 """Step to version ``n`` from version ``n - 1`` (version 0 is an empty file)."""
 
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -110,6 +119,7 @@ CREATE INDEX IF NOT EXISTS groups_count ON groups (count DESC, fingerprint);
 CREATE INDEX IF NOT EXISTS groups_endpoint_count ON groups (endpoint, count DESC, fingerprint);
 CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE INDEX IF NOT EXISTS batches_at ON batches (at);
 """
 
 PRUNE_INTERVAL = 60.0
@@ -139,6 +149,7 @@ class SQLiteStore:
         group_store_per_hour: int = 50,
         retention_days: float = 14.0,
         max_bytes: int = 1 << 30,
+        seen_window: float = document.SEEN_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = str(path)
@@ -146,6 +157,7 @@ class SQLiteStore:
         self._quota = group_store_per_hour
         self._retention = retention_days * 86400.0
         self._max_bytes = max_bytes
+        self._seen_window = seen_window
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -259,14 +271,18 @@ class SQLiteStore:
 
     def _write_sync(self, batch: list[Comparison]) -> None:
         conn = self._db()
+        now = self._clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            fresh = [
+            known = not conn.execute(
+                "INSERT OR IGNORE INTO batches (key, at) VALUES (?, ?)",
+                (document.batch_key(batch), now),
+            ).rowcount
+            fresh = [] if known else [
                 c
                 for c in batch
                 if conn.execute(
-                    "INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)",
-                    (c.exchange.id, c.exchange.request.received_at),
+                    "INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", (c.exchange.id, now)
                 ).rowcount
                 == 1
             ]
@@ -275,7 +291,6 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        now = self._clock()
         if now - self._last_prune >= PRUNE_INTERVAL:
             self._last_prune = now
             self._prune_sync(now)
@@ -370,7 +385,8 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             deleted = conn.execute("DELETE FROM records WHERE at < ?", (cutoff,)).rowcount
-            conn.execute("DELETE FROM seen WHERE at < ?", (cutoff,))
+            conn.execute("DELETE FROM seen WHERE at < ?", (now - self._seen_window,))
+            conn.execute("DELETE FROM batches WHERE at < ?", (cutoff,))
             conn.execute("DELETE FROM groups WHERE last_seen < ?", (cutoff,))
             for table in ("counters", "latency", "fields"):
                 conn.execute(f"DELETE FROM {table} WHERE minute < ?", (minute_cutoff,))  # noqa: S608

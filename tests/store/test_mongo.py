@@ -39,6 +39,30 @@ async def test_ttl_index_expires_old_records(mongo_url: str) -> None:
     await store.aclose()
 
 
+async def test_a_batch_retried_after_its_ids_expired_counts_nothing_twice(mongo_url: str) -> None:
+    """Exchange ids expire from ``seen`` after the window; the batch key still stops a retry."""
+    store = MongoStore(mongo_url, mongo_url.rsplit("/", 1)[1], seen_window=1)
+    await store.aopen()
+    batch = [make_comparison(verdict=v, fingerprint=f"g{i}")
+             for i in range(5) for v in (Verdict.MATCH, Verdict.MISMATCH)]
+    await store.write(batch)
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    try:
+        deadline = time.monotonic() + 15
+        while await client.get_default_database().seen.count_documents({}):
+            assert time.monotonic() < deadline, "seen ids did not expire"
+            await asyncio.sleep(0.25)
+    finally:
+        await client.close()
+    await store.write(batch)
+
+    [summary] = await store.summary()
+    assert (10, 5) == (summary.compared, summary.mismatches)
+    assert 5 == len((await store.mismatches()).items)
+    await store.aclose()
+
+
 async def test_reopening_with_a_new_retention_changes_the_ttl(mongo_url: str) -> None:
     """A changed retention updates the TTL index instead of failing start-up."""
     first = open_store(mongo_url, retention_days=14)

@@ -229,3 +229,24 @@ def test_any_replay_pattern_counts_each_exchange_once(batches: list[list[int]]) 
     recorded = sum(1 for i in distinct if POOL[i].verdict is not Verdict.MATCH)
     assert (len(distinct), sum(1 for i in distinct if POOL[i].verdict is Verdict.MISMATCH),
             recorded, recorded) == (compared, mismatches, grouped, stored)
+
+
+async def test_exchange_ids_are_remembered_for_a_window_and_batches_for_the_retention(
+    tmp_path: Path,
+) -> None:
+    """Per-exchange memory stays at minutes of traffic; a batch retried after a long outage is
+    still recognised by its key and counts nothing twice."""
+    clock = [NOW]
+    store = SQLiteStore(tmp_path / "w.db", seen_window=3600, clock=lambda: clock[0])
+    await store.aopen()
+    batch = [make_comparison(verdict=Verdict.MATCH, received_at=NOW) for _ in range(50)]
+    await store.write(batch)
+
+    clock[0] = NOW + 3 * 3600
+    await store.prune()
+    await store.write(batch)
+
+    seen = sqlite3.connect(tmp_path / "w.db").execute("SELECT count(*) FROM seen").fetchone()[0]
+    assert 0 == seen
+    assert [50] == [s.compared for s in await store.summary()]
+    await store.aclose()
