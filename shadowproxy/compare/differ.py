@@ -3,7 +3,7 @@
 The walk is iterative (an explicit stack), so no document depth can exhaust the interpreter's
 recursion limit. It skips equal subtrees cheaply: ``a == b`` on the parsed values runs in C, and,
 because Python's ``==`` says ``True == 1`` and ``1 == 1.0``, an equal pair of containers is
-confirmed by comparing their sorted-key serialisations (also C-fast) before it is skipped. Only
+confirmed by comparing their orjson serialisations (also C-fast) before it is skipped. Only
 subtrees that differ are descended into, and only there are the path rules consulted.
 
 Arrays are compared by position, except arrays of scalars, which are aligned as ``diff(1)``
