@@ -94,6 +94,12 @@
     if (s < 86400) return Math.round(s / 3600) + "h ago";
     return Math.round(s / 86400) + "d ago";
   }
+  /** A path and query as people read it (%D0%A4 → Ф); reserved characters stay encoded. Display
+   *  only: the raw form is in the title and in the curl command. */
+  function readable(target) {
+    try { return decodeURI(target); } catch (e) { return target; }
+  }
+
   function short(value, max) {
     let text = value === undefined ? "—" : JSON.stringify(value);
     if (text === undefined) text = String(value);
@@ -728,8 +734,8 @@
       },
     },
       h("td", { class: "nowrap", title: when(m.at), text: ago(m.at) }),
-      h("td", { class: "mono" }, h("span", { class: "method", text: m.method }),
-        link({ name: "mismatch", id: m.id }, m.target)),
+      h("td", { class: "mono", title: m.target }, h("span", { class: "method", text: m.method }),
+        link({ name: "mismatch", id: m.id }, readable(m.target))),
       h("td", null, h("span", { class: "badge verdict-" + m.verdict, text: m.verdict.replace("_", " ") })),
       h("td", { class: "n", text: statusText(m.primary_status, null) + " / " + statusText(m.shadow_status, m.shadow_error) }),
       h("td", { class: "n", text: String(m.differences.length) }),
@@ -790,7 +796,8 @@
         m.reason ? h("span", { class: "muted", text: m.reason }) : null),
       h("div", { class: "req" },
         h("div", { class: "k", text: "URL" }),
-        h("div", { class: "v mono" }, h("span", { class: "method", text: request.method }), h("span", { id: "target", text: request.target })),
+        h("div", { class: "v mono" }, h("span", { class: "method", text: request.method }),
+          h("span", { id: "target", title: request.target, text: readable(request.target) })),
         h("div", { class: "k", text: "Endpoint" }),
         h("div", { class: "v" }, link({ name: "endpoint", endpoint: m.endpoint }, m.endpoint)),
         h("div", { class: "k", text: "When" }), h("div", { class: "v", text: when(m.at) + " (" + ago(m.at) + ")" }),
