@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from harness import (
     SHADOWPROXY,
     Footprint,
     Processes,
+    cpu_seconds,
     footprint,
     http_get,
     machine,
@@ -87,6 +89,11 @@ class Row:
     busy_per_s: float | None = None
     compare_ms: float | None = None
     """Mean comparator time per exchange over the run (from the duration histogram)."""
+    cpu_cores: float | None = None
+    """CPU used by the configuration's own process tree (nginx, the proxy and its comparators;
+    for ``direct``, the upstream nginx), in cores."""
+    cpu_us_per_req: float | None = None
+    """The same per client request: steadier than req/s on a shared machine."""
 
 
 @dataclass(slots=True)
@@ -115,6 +122,7 @@ class Result:
     seconds: float
     rows: list[Row] = field(default_factory=list)
     memory: Memory | None = None
+    capacity: list[Capacity] = field(default_factory=list)
 
     def row(self, config: str, connections: int, body: str) -> Row | None:
         for row in self.rows:
@@ -193,6 +201,11 @@ class Stack:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Root pids of the processes started so far, by name."""
+        return self.processes.pids
 
     def set_hang(self, delay_ms: int) -> None:
         http_get(f"http://127.0.0.1:{self.hang_port}/__bench/delay?ms={delay_ms}")
@@ -283,6 +296,7 @@ def measure(
     seconds: float,
     *,
     proxy: Proxy | None = None,
+    pid: int | None = None,
     plan: tuple[tuple[str, int], ...] = (("small", 1), ("small", 32), ("large", 1), ("large", 32)),
 ) -> None:
     run_wrk(base + TARGETS["small"], 8, min(2.0, seconds))  # warm pools, comparators, caches
@@ -290,8 +304,12 @@ def measure(
         if proxy is not None:
             proxy.settle()
         before = proxy.metrics() if proxy is not None else None
+        cpu_before, clock = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
         load = run_wrk(base + TARGETS[body], connections, seconds)
         row = Row(config, connections, body, load.rps, load.p50_ms, load.p99_ms, load.errors)
+        if pid:
+            row.cpu_cores = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - clock)
+            row.cpu_us_per_req = row.cpu_cores / load.rps * 1e6 if load.rps else None
         if proxy is not None and before is not None:
             after = proxy.metrics()
             row.compared_per_s = (after["compared"] - before["compared"]) / seconds
@@ -367,10 +385,14 @@ def run(args: argparse.Namespace) -> Result:
         with owned_processes(tmp) as processes:
             stack = Stack(tmp, processes, nginx_workers=args.nginx_workers)
             print(_header(), flush=True)
-            measure(result, DIRECT, stack.url("primary"), args.seconds)
-            measure(result, MIRROR_FAST, stack.url("mirror_fast"), args.seconds)
-            measure(result, MIRROR_SLOW, stack.url("mirror_slow"), args.seconds)
-            measure(result, AIOHTTP_REF, stack.url("passthrough"), args.seconds)
+            pids = stack.pids
+            measure(result, DIRECT, stack.url("primary"), args.seconds, pid=pids["nginx-upstreams"])
+            mirror = pids["nginx-mirror"]
+            measure(result, MIRROR_FAST, stack.url("mirror_fast"), args.seconds, pid=mirror)
+            measure(result, MIRROR_SLOW, stack.url("mirror_slow"), args.seconds, pid=mirror)
+            measure(
+                result, AIOHTTP_REF, stack.url("passthrough"), args.seconds, pid=pids["passthrough"]
+            )
             for workers in args.workers:
                 for slow in (False, True):
                     shadow = f"http://127.0.0.1:{stack.slow_port}" if slow else stack.url("shadow")
@@ -379,17 +401,97 @@ def run(args: argparse.Namespace) -> Result:
                         stack, name=f"sp-w{workers}-{int(slow)}", shadow=shadow, workers=workers
                     )
                     try:
-                        measure(result, name, proxy.url, args.seconds, proxy=proxy)
+                        measure(result, name, proxy.url, args.seconds, proxy=proxy, pid=proxy.pid)
                     finally:
                         proxy.stop()
             if args.hang_seconds > 0:
                 result.memory = memory_phase(stack, args.hang_seconds, args.seconds)
+        result.capacity = comparator_capacity()
     finally:
         if args.keep:
             print(f"logs kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+# --- the comparator alone -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Capacity:
+    """One comparator call on this machine's one core, in-process (no queue, no IPC)."""
+
+    body: str
+    compare_ms: float
+    compare_redact_ms: float
+    ipc_ms: float
+    """Pickling the job and unpickling the result: what the pool's threads add per exchange."""
+    verdict: str
+
+
+def comparator_capacity(repeat: float = 2.0) -> list[Capacity]:
+    """Time ``compare`` and ``compare_and_redact`` on the benchmark's own mismatching pairs."""
+    import pickle
+
+    from multidict import CIMultiDict, MultiDict
+    from upstream import bench_bodies
+
+    from shadowproxy.compare.comparator import compare
+    from shadowproxy.model import CapturedRequest, CapturedResponse, Exchange
+    from shadowproxy.pipeline import Job, compare_and_redact
+    from shadowproxy.rules import load_ruleset
+    from shadowproxy.store.redaction import RedactionPolicy
+
+    ruleset = load_ruleset(RULES)
+    policy = RedactionPolicy.build()
+    out: list[Capacity] = []
+    bodies = {b.name: b for b in bench_bodies()}
+    for name, target in TARGETS.items():
+        body = bodies[name]
+        path, _, query = target.partition("?")
+        params: MultiDict[str] = MultiDict(
+            (k, v) for k, _, v in (p.partition("=") for p in query.split("&"))
+        )
+        rules = ruleset.resolve("GET", path, params, CIMultiDict())
+
+        def response(data: bytes) -> CapturedResponse:
+            headers = (("Content-Type", "application/json"), ("Content-Length", str(len(data))))
+            return CapturedResponse(200, headers, data, 0.001)
+
+        request = CapturedRequest("GET", path, query, (("Host", "bench"),), b"", time.time())
+        exchange = Exchange(
+            "0" * 32, rules.name or path, request, response(body.primary), response(body.shadow)
+        )
+        job = Job(exchange, rules, ruleset.version)
+
+        def timed(call: Callable[[], object]) -> float:
+            call()
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < repeat:
+                call()
+                count += 1
+            return (time.perf_counter() - started) / count * 1000
+
+        result = compare_and_redact(job, policy)
+        packed = pickle.dumps(result)
+        out.append(
+            Capacity(
+                body=name,
+                compare_ms=timed(partial(compare, exchange, rules, ruleset.version)),
+                compare_redact_ms=timed(partial(compare_and_redact, job, policy)),
+                ipc_ms=timed(partial(_pickle_round_trip, job, packed)),
+                verdict=result.verdict.value,
+            )
+        )
+    return out
+
+
+def _pickle_round_trip(job: object, packed: bytes) -> None:
+    import pickle
+
+    pickle.dumps(job)
+    pickle.loads(packed)  # noqa: S301 - our own bytes, pickled by this benchmark
 
 
 # --- profiling ------------------------------------------------------------------------------------
@@ -480,8 +582,8 @@ def print_profile(raw: Path, top: int = 25) -> None:
 def _header() -> str:
     return (
         "| configuration | conns | body | req/s | p50 ms | p99 ms | errors | compared/s "
-        "| shed/s | shadow busy/s | compare ms |\n"
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| shed/s | shadow busy/s | compare ms | CPU cores | CPU µs/req |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
 
 
@@ -494,7 +596,8 @@ def _format_row(row: Row) -> str:
         f"| {row.config} | {row.connections} | {row.body} | {row.rps:,.0f} | {row.p50_ms:.2f} | "
         f"{row.p99_ms:.2f} | {row.errors} | {_opt(row.compared_per_s, ',.0f')} | "
         f"{_opt(row.shed_per_s, ',.0f')} | {_opt(row.busy_per_s, ',.0f')} | "
-        f"{_opt(row.compare_ms, '.2f')} |"
+        f"{_opt(row.compare_ms, '.2f')} | {_opt(row.cpu_cores, '.2f')} | "
+        f"{_opt(row.cpu_us_per_req, ',.0f')} |"
     )
 
 
@@ -595,6 +698,7 @@ def report(result: Result, workers: list[int]) -> str:
             value = "—" if r.value is None else _ratio_text(r)
             met = "—" if r.met is None else ("yes" if r.met else "**no**")
             lines.append(f"| {r.name} | {value} | {r.target} | {met} | {r.detail} |")
+    lines += _capacity_lines(result.capacity)
     if result.memory is not None:
         m = result.memory
         lines += [
@@ -607,6 +711,25 @@ def report(result: Result, workers: list[int]) -> str:
             f"{m.p99_before:.1f} / {m.p99_hang:.1f} ms.",
         ]
     return "\n".join(lines)
+
+
+def _capacity_lines(capacity: list[Capacity]) -> list[str]:
+    if not capacity:
+        return []
+    lines = [
+        "",
+        "Comparator alone, one core, in this process (anilibria.yaml, the benchmark's pairs):",
+        "",
+        "| body | verdict | compare ms | compare + redact ms | per core/s "
+        "| job + result pickling ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for c in capacity:
+        lines.append(
+            f"| {c.body} | {c.verdict} | {c.compare_ms:.2f} | {c.compare_redact_ms:.2f} | "
+            f"{1000 / c.compare_redact_ms:,.0f} | {c.ipc_ms:.2f} |"
+        )
+    return lines
 
 
 def _ratio_text(r: Ratio) -> str:
@@ -626,6 +749,7 @@ def _ratio_text(r: Ratio) -> str:
 def load_result(path: Path) -> Result:
     data: dict[str, Any] = json.loads(path.read_text())
     memory = Memory(**data["memory"]) if data.get("memory") else None
+    capacity = [Capacity(**c) for c in data.get("capacity", [])]
     return Result(
         machine=data["machine"],
         started=data["started"],
@@ -633,6 +757,7 @@ def load_result(path: Path) -> Result:
         seconds=data["seconds"],
         rows=[Row(**row) for row in data["rows"]],
         memory=memory,
+        capacity=capacity,
     )
 
 
@@ -663,6 +788,8 @@ def combine(paths: list[Path], workers: list[int]) -> str:
                 shed_per_s=_median_opt([r.shed_per_s for r in rows]),
                 busy_per_s=_median_opt([r.busy_per_s for r in rows]),
                 compare_ms=_median_opt([r.compare_ms for r in rows]),
+                cpu_cores=_median_opt([r.cpu_cores for r in rows]),
+                cpu_us_per_req=_median_opt([r.cpu_us_per_req for r in rows]),
             )
         )
     lines = [f"Medians of {len(results)} runs ({median.started})", "", _header()]

@@ -47,6 +47,10 @@ class Processes:
         self._running.append((name, process))
         return process
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self._running}
+
     def stop(self, process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
         """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; by pid only."""
         if process.poll() is None:
@@ -214,6 +218,18 @@ def footprint(root: int) -> Footprint:
         except OSError:
             continue  # exited between the listing and the read
     return Footprint(rss_kb / 1024, fds, len(pids))
+
+
+def cpu_seconds(root: int) -> float:
+    """User plus system CPU seconds used so far by ``root``'s process tree (live members)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # --- /metrics -------------------------------------------------------------------------------------
