@@ -36,7 +36,13 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, Upd
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 from pymongo.uri_parser import parse_uri
 
 from shadowproxy.model import Comparison
@@ -245,7 +251,11 @@ class MongoStore:
                 except PyMongoError as exc:
                     # Two writers touching the same documents: the loser's transaction aborts
                     # as a whole and may run again, after a jittered pause so they part.
-                    if not exc.has_error_label("TransientTransactionError"):
+                    # A network error is labelled transient too, but retrying it here would
+                    # only hold the batch: the writer backs off and spools instead.
+                    conflict = exc.has_error_label("TransientTransactionError") and not isinstance(
+                        exc, ConnectionFailure)
+                    if not conflict:
                         raise
                     await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
             # A duplicate inside a transaction aborted it (a concurrent writer, or records left
