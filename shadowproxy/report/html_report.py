@@ -15,7 +15,7 @@ from shadowproxy.report.model import EndpointReport, Report
 from shadowproxy.report.pretty import covers, pretty_lines
 from shadowproxy.report.readiness import percent
 from shadowproxy.report.schema import iso
-from shadowproxy.store.contract import MismatchRecord, StoredResponse
+from shadowproxy.store.contract import Group, MismatchRecord, StoredResponse
 
 EXAMPLE_LINES_MAX = 2000
 """Lines printed per response in an example before folding."""
@@ -47,6 +47,8 @@ th{background:#eef1f5;font-weight:600;font-size:13px}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .pill.pass{background:var(--ok-bg);color:var(--ok)}.pill.fail{background:var(--bad-bg);color:var(--bad)}
+.pill.open{background:#fef3c7;color:var(--warn)}.pill.acknowledged{background:#e0ecff;color:#1d4ed8}
+.pill.expected{background:#ede9fe;color:#6d28d9}
 .bad{color:var(--bad)}.check-fail{color:var(--bad)}.check-ok{color:var(--muted)}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 code{background:#eef1f5;padding:0 4px;border-radius:3px;word-break:break-all}
@@ -190,11 +192,31 @@ def _endpoint_section(index: int, section: EndpointReport) -> str:
             for field in section.fields
         ]
         parts.append("</tbody></table>")
+    if section.groups:
+        parts.append(
+            '<h3>Groups</h3><table class="groups"><thead><tr><th>Differences</th>'
+            "<th>Count</th><th>Triage</th><th>Note</th></tr></thead><tbody>"
+        )
+        parts += [_group_row(group) for group in section.groups]
+        parts.append("</tbody></table>")
     if section.examples:
         parts.append("<h3>Examples</h3>")
         parts += [_example(record) for record in section.examples]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _group_row(group: Group) -> str:
+    signature = " ".join(
+        f"<code>{_e(template or '(whole body)')} · {_e(kind)}</code>"
+        for template, kind in group.signature
+    )
+    return (
+        f"<tr><td>{signature or 'shadow errors (no response to compare)'}</td>"
+        f'<td class="n">{group.count}</td>'
+        f'<td><span class="pill {_e(group.state)}">{_e(group.state)}</span></td>'
+        f"<td>{_e(group.note)}</td></tr>"
+    )
 
 
 def _example(record: MismatchRecord) -> str:

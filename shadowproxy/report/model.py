@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from shadowproxy.report.readiness import Criteria, Readiness, assess
 from shadowproxy.report.window import Window
-from shadowproxy.store.contract import EndpointSummary, FieldCount, MismatchRecord, Store
+from shadowproxy.store.contract import (
+    EndpointSummary,
+    FieldCount,
+    Group,
+    MismatchRecord,
+    Store,
+)
 
 EXAMPLE_SCAN = 10
 """Records read per example wanted, to find examples of different groups."""
@@ -44,6 +50,8 @@ class EndpointReport:
     """Most frequent first."""
     examples: tuple[MismatchRecord, ...]
     """Recent mismatches or shadow errors, one per group, newest first."""
+    groups: tuple[Group, ...] = ()
+    """The most frequent groups of identical mismatches, with their triage state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,7 @@ async def collect_report(
     endpoint: str | None = None,
     examples: int = 3,
     fields_max: int = 50,
+    groups_max: int = 10,
     progress: ProgressCallback | None = None,
     now: float | None = None,
 ) -> Report:
@@ -168,12 +177,14 @@ async def collect_report(
                 limit=examples * EXAMPLE_SCAN,
             )
             chosen = distinct_examples(page.items, examples)
+        groups = await store.groups(endpoint=summary.endpoint, limit=groups_max)
         sections.append(
             EndpointReport(
                 summary=summary,
                 readiness=assess(summary, criteria),
                 fields=field_shares(fields, summary.compared)[:fields_max],
                 examples=chosen,
+                groups=groups.items[:groups_max],
             )
         )
         if progress:

@@ -220,6 +220,7 @@ def endpoint_report_json(section: EndpointReport) -> dict[str, Any]:
     shaped["readiness"] = readiness_json(section.readiness)
     shaped["fields"] = [field_json(field) for field in section.fields]
     shaped["examples"] = [mismatch_json(record, full=False) for record in section.examples]
+    shaped["groups"] = [group_json(group) for group in section.groups]
     return shaped
 
 

@@ -11,9 +11,11 @@ from shadowproxy.report.window import Window
 from shadowproxy.store.contract import (
     EndpointSummary,
     FieldCount,
+    Group,
     MismatchRecord,
     StoredDifference,
     StoredResponse,
+    TriageState,
 )
 
 SCRIPT = "<script>alert(1)</script>"
@@ -94,6 +96,19 @@ def build_report() -> Report:
             readiness=assess(bad, criteria),
             fields=field_shares(bad_fields, bad.compared),
             examples=(_record(),),
+            groups=(
+                Group(
+                    fingerprint="f1f1f1",
+                    endpoint=bad.endpoint,
+                    signature=(("/id", "type"), (f"/names/{SCRIPT}", "value")),
+                    count=12,
+                    first_seen=NOW - 3600,
+                    last_seen=NOW - 60,
+                    example_ids=("ab12cd34",),
+                    state=TriageState.EXPECTED,
+                    note=IMG,
+                ),
+            ),
         ),
         EndpointReport(summary=good, readiness=assess(good, criteria), fields=(), examples=()),
     )

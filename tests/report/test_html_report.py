@@ -116,3 +116,9 @@ def test_long_examples_fold_around_the_differences(report: Report) -> None:
     assert '"k97": 97,' in text
     assert '"k96": 96,' not in text
     assert ['"id": 9174'] == [line.strip() for line in page.marked if "9174" in line][:1]
+
+
+def test_groups_show_their_triage_state(report: Report) -> None:
+    """Each group lists its differences, count and triage state; its note is text."""
+    text = " ".join(" ".join(_parse(report).text).split())
+    assert f"/id · type /names/{SCRIPT} · value 12 expected {IMG}" in text

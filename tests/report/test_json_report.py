@@ -33,6 +33,7 @@ def test_shape_and_numbers(report: Report) -> None:
         ),
         "failed": [c["name"] for c in first["readiness"]["checks"] if not c["passed"]],
         "fields": [[f["template"], f["kind"], f["count"], f["share"]] for f in first["fields"][:1]],
+        "groups": [(g["fingerprint"], g["count"], g["state"]) for g in first["groups"]],
         "example": (
             first["examples"][0]["id"],
             first["examples"][0]["primary_status"],
@@ -48,4 +49,5 @@ def test_shape_and_numbers(report: Report) -> None:
         "failed": ["mismatch_rate", "critical", "shadow_error_rate", "latency_ratio"],
         "fields": [["/id", "type", 12, 0.03]],
         "example": ("ab12cd34", 200, ["/id", "/names/en", "/genres", "/url"]),
+        "groups": [("f1f1f1", 12, "expected")],
     }

@@ -45,6 +45,10 @@ async def test_report_from_a_store(store: Store) -> None:
     title = report.endpoints[0]
     assert ["title-xss", "title-err-1", "title-mm-8"] == [r.id for r in title.examples]
     assert [("/announce", 9), ("/id", 9)] == [(f.template, f.count) for f in title.fields[:2]]
+    assert [(traffic.critical_fingerprint, 9, "open")] == [
+        (g.fingerprint, g.count, str(g.state)) for g in title.groups[:1]
+    ]
+    assert 3 == len(title.groups)
     assert [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)] == steps
 
 
