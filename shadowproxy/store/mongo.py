@@ -68,6 +68,8 @@ _TRANSACTION_ATTEMPTS = 4
 _TIMEOUT_MS = 3000
 """Server selection and connect timeout unless the URL sets its own: fail fast, let the writer
 spool, rather than hold a batch for PyMongo's default 30 s."""
+_SOCKET_TIMEOUT_MS = 30_000
+"""A server that accepted a request and went silent is an error after this, not a hang."""
 
 _LAT = {document.PRIMARY: "p", document.SHADOW: "s"}
 _LAT_FIELDS = [f"{prefix}{i:02d}" for prefix in ("p", "s") for i in range(latency.BUCKETS)]
@@ -149,9 +151,11 @@ class MongoStore:
         if self._client is None:
             options: dict[str, Any] = {"appname": "shadowproxy"}
             lowered = self._url.lower()
-            for name in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
+            for name, value in (("serverSelectionTimeoutMS", _TIMEOUT_MS),
+                                ("connectTimeoutMS", _TIMEOUT_MS),
+                                ("socketTimeoutMS", _SOCKET_TIMEOUT_MS)):
                 if name.lower() not in lowered:
-                    options[name] = _TIMEOUT_MS
+                    options[name] = value
             try:
                 self._client = AsyncMongoClient(self._url, **options)
             except (PyMongoError, ValueError, TypeError) as exc:
