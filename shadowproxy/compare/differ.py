@@ -293,8 +293,19 @@ class _Walk:
                         child = state
                     else:
                         child = step(key)
-                        # Ignored: drop it here, before building its pointer.
+                        # Ignored, or two scalars equal under value rules (a rating within its
+                        # tolerance): settle it here, before building a frame and pointers.
                         if child.ignore:
+                            continue
+                        judged = child.rule
+                        if (
+                            judged is not None
+                            and child.judges
+                            and vb is not MISSING
+                            and type(va) not in _CONTAINERS
+                            and type(vb) not in _CONTAINERS
+                            and leaf_equal(judged, va, vb, ife)
+                        ):
                             continue
                     token = "/" + escape(key)
                     children.append(
