@@ -1,4 +1,5 @@
-"""What a ruleset will do, in words: the text ``shadowproxy rules check`` prints."""
+"""What a ruleset will do, in words: the text ``shadowproxy rules check`` prints, with warnings
+about endpoints that can never match."""
 
 from __future__ import annotations
 
@@ -111,6 +112,41 @@ def _match_text(endpoint: Endpoint) -> str:
     return text
 
 
+def _covers(earlier: Endpoint, later: Endpoint) -> bool:
+    """True when every request ``later`` matches is matched by ``earlier`` first (plain cases:
+    the same path, or a ``/prefix/**`` pattern; no query or header conditions on ``earlier``)."""
+    first, second = earlier.match, later.match
+    if first.query or first.headers:
+        return False
+    if first.methods is not None and (
+        second.methods is None or not second.methods <= first.methods
+    ):
+        return False
+    if first.path == second.path:
+        return True
+    if first.path.endswith("/**"):
+        prefix = first.path[: -len("/**")]
+        return second.path == prefix or second.path.startswith(prefix + "/")
+    return False
+
+
+def warnings(ruleset: Ruleset) -> list[str]:
+    """Problems that are not errors: endpoints an earlier endpoint always matches first."""
+    found = []
+    endpoints = ruleset.endpoints
+    for index, later in enumerate(endpoints):
+        for position, earlier in enumerate(endpoints[:index]):
+            if _covers(earlier, later):
+                found.append(
+                    f"endpoint {index + 1} ({later.rules.name or _match_text(later)}, line "
+                    f"{later.line}) never matches: endpoint {position + 1} "
+                    f"({earlier.rules.name or _match_text(earlier)}, line {earlier.line}) takes "
+                    "all its requests first"
+                )
+                break
+    return found
+
+
 def explain(ruleset: Ruleset) -> list[str]:
     """Lines describing, endpoint by endpoint in match order, what will be compared and how."""
     source = str(ruleset.source) if ruleset.source else "built-in rules"
@@ -127,4 +163,8 @@ def explain(ruleset: Ruleset) -> list[str]:
     lines.append("")
     lines.append("Defaults (and any request no endpoint matches, under an auto-templated name):")
     lines.extend(_rules_lines(ruleset.defaults))
+    problems = warnings(ruleset)
+    if problems:
+        lines.append("")
+        lines.extend(f"warning: {problem}" for problem in problems)
     return lines

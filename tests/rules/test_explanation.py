@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shadowproxy.rules import parse_ruleset
-from shadowproxy.rules.explanation import explain
+from shadowproxy.rules.explanation import explain, warnings
 
 
 def test_every_rule_is_described() -> None:
@@ -48,3 +48,23 @@ def test_every_rule_is_described() -> None:
         "/**/took_ms: ignored",
     ):
         assert expected in text
+
+
+def test_shadowed_endpoints_are_warned_about() -> None:
+    """An endpoint that an earlier catch-all or identical match always takes is flagged."""
+    ruleset = parse_ruleset(
+        "version: 1\n"
+        "endpoints:\n"
+        "  - {name: all-writes, match: {method: [POST, PUT], path: '/v3/**'}}\n"
+        "  - {name: favorites, match: {method: PUT, path: /v3/user/favorites}}\n"
+        "  - {name: by-id, match: {method: GET, path: /v3/title, query: {id: '*'}}}\n"
+        "  - {name: title, match: {method: GET, path: /v3/title}}\n"
+        "  - {name: title-again, match: {method: GET, path: /v3/title}}\n"
+    )
+    assert [
+        "endpoint 2 (favorites, line 4) never matches: endpoint 1 (all-writes, line 3) takes "
+        "all its requests first",
+        "endpoint 5 (title-again, line 7) never matches: endpoint 4 (title, line 6) takes "
+        "all its requests first",
+    ] == warnings(ruleset)
+    assert "warning: endpoint 2 (favorites" in "\n".join(explain(ruleset))
