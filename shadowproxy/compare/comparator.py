@@ -47,6 +47,9 @@ from shadowproxy.rules.ruleset import EndpointRules, HeaderRule
 
 TEXT_CONTEXT = 80
 """Characters of context shown before the first differing byte of a text body."""
+VALUE_CAP = 64 * 1024
+"""Longest value a difference carries (characters of a string, bytes of a serialised container);
+longer ones are shortened, so one huge field cannot bloat the store and every sink after it."""
 
 
 def fingerprint(endpoint: str, differences: tuple[Difference, ...] | list[Difference]) -> str:
@@ -156,7 +159,7 @@ def _body_differences(
                 "" if parsed_b.ok else f"{parsed_b.problem}; starts: {excerpt(b, 80)}",
             )
         ]
-    return diff_documents(parsed_a.value, parsed_b.value, rules)
+    return diff_documents(parsed_a.value, parsed_b.value, rules, value_cap=VALUE_CAP)
 
 
 def _one_sided(a: bytes, b: bytes) -> Difference:

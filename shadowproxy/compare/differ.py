@@ -196,25 +196,32 @@ TOO_DEEP = "<nested too deep to show>"
 """Stands in a difference for a value too deeply nested to serialise (orjson stops at 255)."""
 
 
-def _shown(value: Any) -> Any:
-    """``value`` as a difference carries it: every sink must be able to serialise it."""
+def _shown(value: Any, cap: int | None = None) -> Any:
+    """``value`` as a difference carries it: every sink must be able to serialise it, and with a
+    ``cap`` no string or serialised container longer than ``cap`` is carried whole."""
     kind = type(value)
     if kind is dict or kind is list:
         try:
-            orjson.dumps(value)
+            size = len(orjson.dumps(value))
         except (orjson.JSONEncodeError, RecursionError):
             return TOO_DEEP
+        if cap is not None and size > cap:
+            noun = "object" if kind is dict else "array"
+            return f"<{noun} of {size} bytes, too large to show>"
+    elif kind is str and cap is not None and len(value) > cap:
+        return f"{value[:cap]}… <{len(value) - cap} more characters>"
     return value
 
 
 class _Walk:
     """One comparison's walk; collects differences into ``out`` up to ``limit``."""
 
-    __slots__ = ("int_float_equal", "limit", "out")
+    __slots__ = ("int_float_equal", "limit", "out", "value_cap")
 
-    def __init__(self, int_float_equal: bool, limit: int) -> None:
+    def __init__(self, int_float_equal: bool, limit: int, value_cap: int | None = None) -> None:
         self.int_float_equal = int_float_equal
         self.limit = limit
+        self.value_cap = value_cap
         self.out: list[Difference] = []
 
     def report(
@@ -233,8 +240,8 @@ class _Walk:
                 pointer=(sptr if sptr is not None else ptr) if kind is DiffKind.EXTRA else ptr,
                 template=tmpl,
                 kind=kind,
-                primary=None if a is MISSING else _shown(a),
-                shadow=None if b is MISSING else _shown(b),
+                primary=None if a is MISSING else _shown(a, self.value_cap),
+                shadow=None if b is MISSING else _shown(b, self.value_cap),
                 severity=Severity.CRITICAL if crit else Severity.NORMAL,
                 label=label or "",
             )
@@ -576,17 +583,33 @@ def equal_under(a: Any, b: Any, state: PathState, int_float_equal: bool) -> bool
     return not walk.out
 
 
+def _copy(document: Any) -> Any:
+    try:
+        return orjson.loads(orjson.dumps(document))
+    except (orjson.JSONEncodeError, RecursionError):
+        # Too deep to copy this way (over 255 levels): transform the document itself.
+        return document
+
+
 def diff_documents(
-    primary: Any, shadow: Any, rules: EndpointRules, *, limit: int = MAX_DIFFERENCES
+    primary: Any,
+    shadow: Any,
+    rules: EndpointRules,
+    *,
+    limit: int = MAX_DIFFERENCES,
+    value_cap: int | None = None,
 ) -> list[Difference]:
     """The differences between two parsed JSON documents under ``rules``, in document order.
 
-    Transforms, when the rules have any, work on copies: the inputs are never changed.
+    At most ``limit`` differences are listed. With ``value_cap``, values longer than that (strings
+    in characters, containers serialised in bytes) are shown shortened in the differences.
+    Transforms, when the rules have any, work on copies: the inputs are not changed (except
+    documents nested deeper than 255 levels, which are transformed in place).
     """
     if rules.transform_primary:
-        primary = apply_transform(orjson.loads(orjson.dumps(primary)), rules.transform_primary)
+        primary = apply_transform(_copy(primary), rules.transform_primary)
     if rules.transform_shadow:
-        shadow = apply_transform(orjson.loads(orjson.dumps(shadow)), rules.transform_shadow)
-    walk = _Walk(rules.int_float_equal, limit)
+        shadow = apply_transform(_copy(shadow), rules.transform_shadow)
+    walk = _Walk(rules.int_float_equal, limit, value_cap)
     walk.run((primary, shadow, rules.matcher.root, "", None, "", None, False))
     return walk.out

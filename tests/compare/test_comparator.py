@@ -252,3 +252,24 @@ def test_byte_order_mark_is_skipped() -> None:
     """A UTF-8 byte order mark before the JSON does not make it unparseable."""
     raw = orjson.dumps(title_document())
     assert Verdict.MATCH == run(response(raw=raw), response(raw=b"\xef\xbb\xbf" + raw)).verdict
+
+
+def test_fifty_megabyte_body_is_compared() -> None:
+    """A 50 MB JSON body is decoded, parsed and compared to a clear difference, not a skip."""
+    big = "x" * (50 * 1024 * 1024)
+    changed = big[:-1] + "y"
+    result = run(response({"description": big}), response({"description": changed}))
+    assert [("/description", DiffKind.VALUE)] == [(d.pointer, d.kind) for d in result.differences]
+    shown = result.differences[0].shadow
+    assert shown.endswith(f"… <{len(big) - 64 * 1024} more characters>")
+    assert len(shown) < 70 * 1024
+
+
+def test_large_missing_subtree_is_shown_as_its_size() -> None:
+    """A missing object too large to carry is described by its size, not copied whole."""
+    huge = {"items": ["x" * 1000] * 100}
+    result = run(response({"a": 1, "huge": huge}), response({"a": 1}))
+    size = len(orjson.dumps(huge))
+    assert [("/huge", DiffKind.MISSING, f"<object of {size} bytes, too large to show>")] == [
+        (d.pointer, d.kind, d.primary) for d in result.differences
+    ]
