@@ -30,7 +30,7 @@ from shadowproxy.compare.body import (
     looks_like_json,
     parse_json,
 )
-from shadowproxy.compare.differ import diff_documents
+from shadowproxy.compare.differ import diff_documents, shorten
 from shadowproxy.model import (
     BackendError,
     CapturedResponse,
@@ -96,10 +96,18 @@ def _header_differences(
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
+    """Offset of the first differing byte (the shorter length when one is a prefix)."""
+    # Chunk by chunk with memcmp, then byte by byte inside the first differing chunk: a Python
+    # loop over every byte of a 50 MB body would take seconds.
+    chunk = 4096
+    end = min(len(a), len(b))
+    start = 0
+    while start < end and a[start : start + chunk] == b[start : start + chunk]:
+        start += chunk
+    for index in range(start, min(start + chunk, end)):
+        if a[index] != b[index]:
             return index
-    return min(len(a), len(b))
+    return end
 
 
 def _text_difference(a: bytes, b: bytes) -> Difference:
@@ -165,7 +173,7 @@ def _body_differences(
 def _one_sided(a: bytes, b: bytes) -> Difference:
     present = a if a.strip() else b
     parsed = parse_json(present)
-    value = parsed.value if parsed.ok else excerpt(present)
+    value = shorten(parsed.value, VALUE_CAP) if parsed.ok else excerpt(present)
     if a.strip():
         return Difference(pointer="", template="", kind=DiffKind.MISSING, primary=value)
     return Difference(pointer="", template="", kind=DiffKind.EXTRA, shadow=value)

@@ -186,7 +186,7 @@ def _identity(element: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
 def _key_label(keys: tuple[str, ...], element: dict[str, Any]) -> str:
     parts = []
     for key in keys:
-        value = _shown(_field(element, key))
+        value = shorten(_field(element, key))
         shown = value if type(value) is str else orjson.dumps(value).decode()
         parts.append(f"{key}={shown}")
     return "[" + ",".join(parts) + "]"
@@ -196,7 +196,7 @@ TOO_DEEP = "<nested too deep to show>"
 """Stands in a difference for a value too deeply nested to serialise (orjson stops at 255)."""
 
 
-def _shown(value: Any, cap: int | None = None) -> Any:
+def shorten(value: Any, cap: int | None = None) -> Any:
     """``value`` as a difference carries it: every sink must be able to serialise it, and with a
     ``cap`` no string or serialised container longer than ``cap`` is carried whole."""
     kind = type(value)
@@ -240,8 +240,8 @@ class _Walk:
                 pointer=(sptr if sptr is not None else ptr) if kind is DiffKind.EXTRA else ptr,
                 template=tmpl,
                 kind=kind,
-                primary=None if a is MISSING else _shown(a, self.value_cap),
-                shadow=None if b is MISSING else _shown(b, self.value_cap),
+                primary=None if a is MISSING else shorten(a, self.value_cap),
+                shadow=None if b is MISSING else shorten(b, self.value_cap),
                 severity=Severity.CRITICAL if crit else Severity.NORMAL,
                 label=label or "",
             )

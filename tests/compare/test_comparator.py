@@ -273,3 +273,14 @@ def test_large_missing_subtree_is_shown_as_its_size() -> None:
     assert [("/huge", DiffKind.MISSING, f"<object of {size} bytes, too large to show>")] == [
         (d.pointer, d.kind, d.primary) for d in result.differences
     ]
+
+
+def test_large_text_bodies_show_where_they_differ() -> None:
+    """A long text body difference is shown from shortly before the first differing byte."""
+    html = (("content-type", "text/html"),)
+    a = b"<p>" + b"a" * 5_000_000 + b"</p>"
+    b = a[:4_000_000] + b"B" + a[4_000_001:]
+    result = run(response(raw=a, headers=html), response(raw=b, headers=html))
+    diff = result.differences[0]
+    assert ("(body, from byte 3999920)", DiffKind.TEXT) == (diff.label, diff.kind)
+    assert diff.shadow.startswith("a" * 80 + "B")
