@@ -181,5 +181,6 @@ class RedisLink:
         return int(counts[0][1]) if counts else 0
 
     async def aclose(self) -> None:
+        """Close every connection, in use or idle (safe to call again; a later command reopens)."""
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self._client.aclose()

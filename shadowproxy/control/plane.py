@@ -19,6 +19,7 @@ not silently turn off because Redis restarted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -92,6 +93,7 @@ class ControlPlane:
         """Fleet-wide cap on shadow calls: ``await plane.rate_cap.take()`` in the shadow task."""
         self._tasks = TaskSet("control")
         self._synced = asyncio.Event()
+        self._closing = asyncio.Event()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, processes: int = 1) -> ControlPlane:
@@ -135,9 +137,16 @@ class ControlPlane:
             log.warning("control plane: no state from Redis yet (%s); going on", self.last_error)
 
     async def aclose(self) -> None:
-        await self._tasks.aclose()
+        """Stop following Redis and close the connections."""
+        # Close the connections first: that wakes a pending read, and the sync task ends by
+        # itself on seeing the flag. Relying on cancellation alone is not enough: a cancel that
+        # lands while redis-py's read timeout expires can be swallowed (seen on Python 3.11).
+        self._closing.set()
         if self._link is not None:
             await self._link.aclose()
+        await self._tasks.aclose(timeout=self.timeout)
+        if self._link is not None:
+            await self._link.aclose()  # again: a command in flight may have opened a connection
 
     # --- reading and changing -------------------------------------------------------------------
 
@@ -199,7 +208,7 @@ class ControlPlane:
         """Subscribe, read the full state, apply messages; on any failure back off and redo."""
         assert self._link is not None
         delay = RETRY_MIN
-        while True:
+        while not self._closing.is_set():
             try:
                 async with self._link.subscribe() as subscription:
                     # Subscribed before reading: a change between the two is heard, not lost.
@@ -213,10 +222,14 @@ class ControlPlane:
                 log.exception("control plane: sync failed")
                 self._lost(f"sync failed: {exc!r}")
             # Jitter: a fleet that lost Redis together should not reconnect in lockstep.
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                    await self._closing.wait()
             delay = min(delay * 2, self.retry_max)
 
     def _lost(self, error: str) -> None:
+        if self._closing.is_set():
+            return
         if self.connected or self.last_error != error:
             log.warning("control plane: Redis unreachable, keeping last state: %s", error)
         if self.connected:
@@ -227,7 +240,7 @@ class ControlPlane:
     async def _listen(self, subscription: Subscription) -> None:
         loop = asyncio.get_running_loop()
         next_resync = loop.time() + self.resync_interval
-        while True:
+        while not self._closing.is_set():
             raw = await subscription.next(timeout=max(0.01, next_resync - loop.time()))
             if raw is not None:
                 self._take_published(raw)
