@@ -44,6 +44,11 @@ MAX_PAIRING_WORK = 10_000
 """Largest product of unmatched primary and shadow counts for which multiset elements that are
 not identical are paired by rule-aware equality; beyond it they are reported missing and extra."""
 
+LABEL_VALUE_CAP = 100
+"""Longest key value spelled out in a label (``/list/[id=9174]``)."""
+TOO_DEEP = "<nested too deep to show>"
+"""Stands in a difference for a value too deeply nested to serialise (orjson stops at 255)."""
+
 _SORT = orjson.OPT_SORT_KEYS
 _CONTAINERS = (dict, list)
 
@@ -186,14 +191,10 @@ def _identity(element: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
 def _key_label(keys: tuple[str, ...], element: dict[str, Any]) -> str:
     parts = []
     for key in keys:
-        value = shorten(_field(element, key))
+        value = shorten(_field(element, key), LABEL_VALUE_CAP)
         shown = value if type(value) is str else orjson.dumps(value).decode()
         parts.append(f"{key}={shown}")
     return "[" + ",".join(parts) + "]"
-
-
-TOO_DEEP = "<nested too deep to show>"
-"""Stands in a difference for a value too deeply nested to serialise (orjson stops at 255)."""
 
 
 def shorten(value: Any, cap: int | None = None) -> Any:
