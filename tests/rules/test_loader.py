@@ -158,3 +158,31 @@ def test_schema_ships_and_knows_every_key() -> None:
     assert set(loader.ENDPOINT_KEYS) == set(schema["$defs"]["endpoint"]["properties"])
     match = schema["$defs"]["endpoint"]["properties"]["match"]["properties"]
     assert set(loader.MATCH_KEYS) == set(match)
+
+
+def test_design_brief_example_loads() -> None:
+    """The rule file sketched in the design brief is valid as written."""
+    ruleset = parse_ruleset(
+        "version: 1\n"
+        "defaults:\n"
+        "  headers: [content-type]\n"
+        "  numbers: {int_float_equal: true}\n"
+        "endpoints:\n"
+        "  - name: titles.list\n"
+        "    match: {method: GET, path: /api/anilibria/v1/titles}\n"
+        '    ignore: [/pagination/took_ms, /list/*/updated, "**/in_favorites"]\n'
+        "    unordered:\n"
+        "      /list: {key: id}\n"
+        "      /list/*/genres: {}\n"
+        "    tolerance: {/list/*/rating: {abs: 0.01}}\n"
+        '    equivalent: {/list/*/names/alternative: [null, "", missing]}\n'
+        "    coerce: {/list/*/id: number}\n"
+        '    normalize: {"/list/*/posters/**/url": {regex: "^https?://[^/]+", replace: ""}}\n'
+        "    timestamps: {/list/*/updated_at: {tolerance_s: 2}}\n"
+        "    critical: [/list/*/id, /list/*/names, /list/*/status]\n"
+        "  - match: {method: [POST, PUT, PATCH, DELETE], path: '/**'}\n"
+        "    mirror: false\n"
+    )
+    assert "titles.list" == ruleset.resolve("GET", "/api/anilibria/v1/titles", {}, {}).name
+    assert ruleset.resolve("DELETE", "/api/anything", {}, {}).mirror is False
+    assert 13 == len(ruleset.endpoints[0].rules.matcher.spec)
