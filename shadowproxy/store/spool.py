@@ -7,11 +7,17 @@ a segment is deleted once everything in it was written to the store. The read po
 in memory only: after a crash the head segment is replayed from its start, which is harmless
 because store writes are idempotent by exchange id.
 
+Several serving processes (``--workers N``) may share one ``--spool-dir``: :meth:`Spool.claim`
+gives each a slot directory of its own (``slot-00``, ``slot-01``...) held with an exclusive
+``flock``, and hands it the spooled data of slots no live process holds, so nothing is stranded
+when the number of processes shrinks.
+
 All methods do blocking file I/O: call them from a worker thread (the writer does).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import zlib
@@ -25,6 +31,7 @@ from shadowproxy.store.codec import CodecError, decode_comparison, encode_compar
 log = logging.getLogger(__name__)
 
 _SUFFIX = ".spool"
+_SLOTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +59,45 @@ class Spool:
         self.bytes = sum(p.stat().st_size for p in self._segments)
         self.records = sum(_count_lines(p) for p in self._segments)
         self._reopened = bool(self._segments)
+        self._lock_fd: int | None = None
         self.corrupt = 0
         """Lines skipped because their checksum or content was bad."""
+
+    @classmethod
+    def claim(cls, root: Path, max_bytes: int) -> Spool:
+        """This process's spool under ``root``: the first slot no other process holds, with the
+        segments of every other unheld slot moved into it (oldest slot first)."""
+        root.mkdir(parents=True, exist_ok=True)
+        held: list[tuple[Path, int]] = []
+        mine: tuple[Path, int] | None = None
+        try:
+            for n in range(_SLOTS):
+                directory = root / f"slot-{n:02d}"
+                directory.mkdir(exist_ok=True)
+                fd = _try_lock(directory / "lock")
+                if fd is None:
+                    continue
+                if mine is None:
+                    mine = (directory, fd)
+                elif any(directory.glob("*" + _SUFFIX)):
+                    held.append((directory, fd))
+                else:
+                    os.close(fd)
+            if mine is None:
+                raise OSError(f"all {_SLOTS} spool slots under {root} are held by other processes")
+            _adopt(mine[0], [directory for directory, _ in held])
+        finally:
+            for _, fd in held:
+                os.close(fd)
+        spool = cls(mine[0], max_bytes)
+        spool._lock_fd = mine[1]
+        return spool
+
+    def close(self) -> None:
+        """Release the slot (the data stays for the next process)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __bool__(self) -> bool:
         return bool(self._segments)
@@ -154,3 +198,28 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _try_lock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _adopt(directory: Path, orphans: list[Path]) -> None:
+    """Move orphaned slots' segments after this slot's own, keeping each slot's order."""
+    mine = sorted(directory.glob("*" + _SUFFIX))
+    number = int(mine[-1].stem) if mine else 0
+    moved = False
+    for orphan in orphans:
+        for segment in sorted(orphan.glob("*" + _SUFFIX)):
+            number += 1
+            segment.rename(directory / f"{number:012d}{_SUFFIX}")
+            moved = True
+    if moved:
+        log.info("spool: adopted the segments of %d idle slot(s)", len(orphans))
+        _fsync_dir(directory)

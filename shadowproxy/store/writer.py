@@ -152,7 +152,8 @@ class StoreWriter:
             self._opened = True
         if self._spool_dir is not None:
             try:
-                self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
+                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir,
+                                                      self._spool_max)
             except OSError as exc:
                 raise StoreError(f"--spool-dir {self._spool_dir}: {exc.strerror or exc}") from None
             if self._spool.records:
@@ -173,11 +174,20 @@ class StoreWriter:
                     await task
         left = [*self._inflight, *self._buffer]
         self._inflight, self._buffer = [], deque()
+        try:
+            await self._keep(left)
+        finally:
+            if self._spool is not None:
+                self._spool.close()  # the slot is free for the next process; stats stay
+
+    async def _keep(self, left: list[Comparison]) -> None:
+        """Spool what could not be written, or count it lost."""
         if not left:
             return
         if self._spool is None and self._spool_dir is not None:
             with contextlib.suppress(OSError):
-                self._spool = await asyncio.to_thread(Spool, self._spool_dir, self._spool_max)
+                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir,
+                                                      self._spool_max)
         kept = await self._to_spool(left) if self._spool is not None else 0
         if kept < len(left):
             self._dropped += len(left) - kept

@@ -74,3 +74,28 @@ def test_a_flipped_byte_is_caught_by_the_checksum(tmp_path: Path) -> None:
 
     assert [batch[0].exchange.id, batch[2].exchange.id] == drain(reopened)
     assert 1 == reopened.corrupt
+
+
+def test_processes_sharing_a_directory_get_their_own_slots(tmp_path: Path) -> None:
+    """Two live spools under one --spool-dir never share files."""
+    first = Spool.claim(tmp_path, max_bytes=1 << 20)
+    second = Spool.claim(tmp_path, max_bytes=1 << 20)
+
+    assert first.directory != second.directory
+    first.close()
+    second.close()
+
+
+def test_a_slot_nobody_holds_is_adopted(tmp_path: Path) -> None:
+    """When fewer processes come back, the first one takes over the idle slots' records."""
+    batches = [make_batch(3), make_batch(4)]
+    spools = [Spool.claim(tmp_path, max_bytes=1 << 20) for _ in batches]
+    for spool, batch in zip(spools, batches, strict=True):
+        spool.append(batch)
+        spool.close()
+
+    survivor = Spool.claim(tmp_path, max_bytes=1 << 20)
+
+    assert [c.exchange.id for c in batches[0] + batches[1]] == drain(survivor)
+    assert [] == list((tmp_path / "slot-01").glob("*.spool"))
+    survivor.close()

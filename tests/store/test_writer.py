@@ -70,7 +70,7 @@ async def test_matches_are_buffered_without_bodies(tmp_path: Path) -> None:
     writer.submit(mismatch)
     await writer.aclose()
 
-    spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").iterdir())
+    spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").rglob("*.spool"))
     assert 2 == spooled.count(b"\n")
     assert 1 == spooled.count(b"Your Name") + spooled.count(b"H4sI")  # only the mismatch's bodies
     await store.aclose()
@@ -184,7 +184,7 @@ async def test_the_spool_outlives_the_process(tmp_path: Path) -> None:
 
     assert {c.exchange.id for c in batch} == {
         r.id for r in (await store.mismatches(limit=100)).items}
-    assert [] == list(spool.iterdir())
+    assert [] == list(spool.rglob("*.spool"))
     await store.aclose()
 
 
