@@ -262,3 +262,14 @@ async def test_hung_redis_is_noticed_and_never_blocks_a_shadow_call(
     finally:
         os.kill(pid, signal.SIGCONT)
     await wait_for(lambda: plane.connected)
+
+
+async def test_close_is_prompt_and_leaves_no_connection(redis_server: RedisServer) -> None:
+    """Closing a plane at any moment of its sync loop ends it within its timeout, and every
+    Redis connection is closed (pytest turns an unclosed one into an error)."""
+    for round_ in range(25):
+        plane = ControlPlane(redis_server.url, resync_interval=0.02, retry_max=0.1, timeout=1.0)
+        await plane.start()
+        await asyncio.sleep(0.004 * round_)
+        async with asyncio.timeout(5):
+            await plane.aclose()
