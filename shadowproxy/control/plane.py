@@ -87,7 +87,7 @@ class ControlPlane:
         self.rate_cap = ShadowRateCap(
             rate=self.rate,
             link=self._link,
-            remote_ok=lambda: self.connected,
+            remote_ok=lambda: self.connected and not self._closing.is_set(),
             fleet_size=lambda: max(self.fleet_size, self.processes),
         )
         """Fleet-wide cap on shadow calls: ``await plane.rate_cap.take()`` in the shadow task."""

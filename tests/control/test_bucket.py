@@ -182,3 +182,14 @@ async def test_lowered_cap_is_not_outrun_by_an_old_lease(redis_server: RedisServ
         await link.aclose()
 
     assert 1 <= results.count(True) <= 2
+
+
+async def test_closed_plane_decides_locally(redis_server: RedisServer) -> None:
+    """After close (shutdown, shadow calls still draining) the cap opens no new Redis
+    connection: it decides locally."""
+    plane = ControlPlane(redis_server.url, shadow_rps=10.0, timeout=1.0)
+    await plane.start()
+    await plane.aclose()
+
+    assert await plane.rate_cap.take()
+    assert (0, 1) == (plane.rate_cap.leases, plane.rate_cap.local_decisions)
