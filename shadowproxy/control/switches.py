@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -133,10 +133,11 @@ class Switches:
 
 
 def _in_range(value: object, low: float, high: float) -> bool:
-    return _is_number(value) and low <= float(value) <= high  # type: ignore[arg-type]
+    return _is_number(value) and low <= float(value) <= high
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
+    """A finite JSON number (``true`` and ``false`` are not numbers here)."""
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
