@@ -44,7 +44,7 @@ from shadowproxy.rules import EndpointRules, RulesError
 from shadowproxy.rules.holder import RulesHolder
 from shadowproxy.settings import HostPort, Settings
 from shadowproxy.store import open_store
-from shadowproxy.store.contract import Store, StoreURLError
+from shadowproxy.store.contract import Store, StoreError, StoreURLError
 from shadowproxy.store.redaction import RedactionPolicy
 from shadowproxy.store.writer import StoreWriter
 from shadowproxy.tasks import TaskSet
@@ -138,7 +138,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         "asyncio_tasks", "Tasks alive on the serving event loop.", lambda: len(asyncio.all_tasks())
     )
     background = TaskSet("runtime")
-    await writer.start()
+    try:
+        await writer.start()
+    except StoreError as exc:
+        raise StartupError(f"--store {settings.store}: {exc}") from None
     try:
         if publisher is not None:
             await publisher.start()

@@ -63,3 +63,11 @@ def test_help_documents_every_option(tmp_path: Path) -> None:
     for flag in ("--primary", "--shadow", "--listen", "--admin-listen", "--rules", "--store",
                  "--sample", "--shadow-timeout", "--queue-size", "SHADOWPROXY_SAMPLE"):
         assert flag in result.stdout
+
+
+def test_unwritable_store_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    result = run(*BACKENDS, "--store", f"sqlite:///{tmp_path}/a-file/s.db", cwd=tmp_path)
+    assert 2 == result.returncode
+    assert result.stderr.splitlines()[-1].startswith(f"shadowproxy: --store sqlite:///{tmp_path}/a-file/")
+    assert "Traceback" not in result.stderr
