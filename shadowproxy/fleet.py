@@ -78,7 +78,7 @@ def resolve_port(where: HostPort) -> int:
         return port
 
 
-def _member_main(settings: Settings, report: Connection) -> None:
+def _member_main(settings: Settings, processes: int, report: Connection) -> None:
     """Entry point of a serving process (spawned: nothing inherited but its arguments)."""
     from shadowproxy.server import serve
 
@@ -88,7 +88,7 @@ def _member_main(settings: Settings, report: Connection) -> None:
     )
     # Ctrl-C on a terminal reaches the whole process group; the supervisor decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(serve(settings, reuse_port=True, on_ready=report.send))
+    asyncio.run(serve(settings, reuse_port=True, processes=processes, on_ready=report.send))
 
 
 def _start_member(fleet: Fleet, index: int, port: int) -> tuple[Member, Connection]:
@@ -96,7 +96,7 @@ def _start_member(fleet: Fleet, index: int, port: int) -> tuple[Member, Connecti
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
         target=_member_main,
-        args=(member_settings(fleet.settings, port), send),
+        args=(member_settings(fleet.settings, port), fleet.settings.workers, send),
         name=f"shadowproxy-worker-{index}",
         daemon=False,
     )

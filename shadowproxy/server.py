@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from shadowproxy.admin.app import FleetView, create_admin_app
+from shadowproxy.control import ControlPlane, open_control_plane, watch_control
 from shadowproxy.fleet import running_fleet, signal_members, supervise
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import Exchange
@@ -69,6 +70,8 @@ class Runtime:
     writer: StoreWriter
     pipeline: Pipeline
     publisher: StreamPublisher | None = None
+    control: ControlPlane | None = None
+    """Runtime switches (local, or fleet-wide with ``--control``)."""
     """Set with ``--queue``: exchanges go to the Redis stream for ``shadowproxy worker``."""
 
     @property
@@ -84,7 +87,9 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, processes: int = 1) -> AsyncIterator[Runtime]:
+    """``processes``: serving processes on this machine (``--workers``), for the local share
+    of the shadow rate cap while Redis is away."""
     metrics = Metrics()
     try:
         rules = RulesHolder(settings.rules)
@@ -149,7 +154,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             await pipeline.start()
         if settings.rules is not None:
             background.spawn(rules.watch(), name="rules-watch")
-        yield Runtime(settings, metrics, rules, store, writer, pipeline, publisher)
+        async with open_control_plane(settings, processes=processes) as control:
+            watch_control(metrics, control)
+            yield Runtime(settings, metrics, rules, store, writer, pipeline, publisher, control)
     finally:
         await background.aclose()
         if publisher is not None:
@@ -268,12 +275,15 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             deliver=runtime.deliver,
             metrics=runtime.metrics,
             breaker=CircuitBreaker(failures=s.breaker_failures, cooldown=s.breaker_cooldown),
+            rate_cap=runtime.control.rate_cap if runtime.control else None,
         )
         _watch_mirror(runtime.metrics, mirror)
         app[INGRESS] = Ingress(
             forwarder=Forwarder(primary, capture_max=s.capture_max),
             mirror=mirror,
-            policy=MirrorPolicy(sample=s.sample, body_max=s.mirror_body_max),
+            policy=MirrorPolicy(
+                sample=s.sample, body_max=s.mirror_body_max, control=runtime.control
+            ),
             namer=EndpointNamer(cap=s.endpoint_cap),
             rules=runtime.rules,
             metrics=runtime.metrics,
@@ -337,10 +347,12 @@ async def _start_site(
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, reuse_port: bool = False) -> AsyncIterator[RunningProxy]:
+async def running(
+    settings: Settings, *, reuse_port: bool = False, processes: int = 1
+) -> AsyncIterator[RunningProxy]:
     """Start everything; on exit shut down gracefully."""
     async with AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(open_runtime(settings))
+        runtime = await stack.enter_async_context(open_runtime(settings, processes=processes))
         traffic_app = create_traffic_app(runtime)
         admin_app = create_admin_app(runtime)
         traffic = web.AppRunner(traffic_app, shutdown_timeout=SHUTDOWN_DEADLINE, access_log=None)
@@ -358,6 +370,7 @@ async def serve(
     settings: Settings,
     *,
     reuse_port: bool = False,
+    processes: int = 1,
     on_ready: Callable[[str], object] | None = None,
 ) -> None:
     """``shadowproxy run``: serve until SIGINT or SIGTERM; SIGHUP reloads the rules.
@@ -368,7 +381,7 @@ async def serve(
     if settings.workers > 1:
         await _serve_fleet(settings)
         return
-    async with running(settings, reuse_port=reuse_port) as proxy:
+    async with running(settings, reuse_port=reuse_port, processes=processes) as proxy:
         log.info(
             "traffic on %s -> primary %s, mirrored to %s",
             proxy.traffic_url,
@@ -398,7 +411,9 @@ async def _until_stopped(reload: Callable[[], object]) -> None:
 async def _serve_fleet(settings: Settings) -> None:
     """The supervisor: N serving processes, one admin listener whose /metrics sums theirs."""
     async with AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(open_runtime(replace(settings, workers=1)))
+        runtime = await stack.enter_async_context(
+            open_runtime(replace(settings, workers=1), processes=settings.workers)
+        )
         fleet, port = await stack.enter_async_context(running_fleet(settings))
         view = FleetView(
             peers=lambda: fleet.admin_urls,

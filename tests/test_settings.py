@@ -60,7 +60,7 @@ def test_missing_backend_is_named() -> None:
 
 
 def test_bad_value_in_environment_names_the_variable() -> None:
-    with pytest.raises(SettingsError, match="^SHADOWPROXY_QUEUE_SIZE: "):
+    with pytest.raises(SettingsError, match=r"^SHADOWPROXY_QUEUE_SIZE: "):
         resolve(BACKENDS, {"SHADOWPROXY_QUEUE_SIZE": "many"})
 
 

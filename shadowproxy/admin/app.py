@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from shadowproxy import appkeys
+from shadowproxy.control import setup_control_api
 from shadowproxy.metrics import CONTENT_TYPE, merge_expositions
 
 if TYPE_CHECKING:
@@ -68,13 +69,21 @@ def create_admin_app(runtime: Runtime, *, fleet: FleetView | None = None) -> web
     else:
         app.router.add_get("/metrics", _metrics)
         app.router.add_get("/healthz", _healthz)
-    app.router.add_post("/api/v1/rules/reload", _reload_rules)
+    setup_rules_api(app)
 
     from shadowproxy.admin.api import setup_api
     from shadowproxy.admin.dashboard import setup_dashboard
 
     setup_api(app)
     setup_dashboard(app)
+    if runtime.control is not None:
+        # In a supervisor, switches kept in this process would reach no serving process.
+        refuse = (
+            "with --workers, runtime switches need --control redis://…"
+            if fleet is not None and not settings.control
+            else ""
+        )
+        setup_control_api(app, runtime.control, refuse_changes=refuse)
     return app
 
 
@@ -119,6 +128,9 @@ async def _healthz(request: web.Request) -> web.Response:
     rules = runtime.rules
     degraded = not writer.store_up or rules.last_error is not None
     extra: dict[str, object] = {}
+    if runtime.control is not None:
+        degraded = degraded or runtime.control.degraded
+        extra["control"] = runtime.control.health()
     if runtime.publisher is not None:
         queue = runtime.publisher.stats()
         degraded = degraded or not queue.connected
@@ -145,6 +157,11 @@ async def _healthz(request: web.Request) -> web.Response:
             "queue_depth": runtime.pipeline.depth,
         }
     )
+
+
+def setup_rules_api(app: web.Application) -> None:
+    """``POST /api/v1/rules/reload``."""
+    app.router.add_post("/api/v1/rules/reload", _reload_rules)
 
 
 async def _peer_session(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 from shadowproxy import __version__
+from shadowproxy.control import control_openapi
 
 _WINDOW = [
     {
@@ -611,7 +612,18 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1"}},
             }
         },
+        "/api/v1/rules/reload": {
+            "post": {
+                "summary": "Re-read the rule file; an invalid file keeps the rules in force.",
+                "responses": {
+                    "200": {"description": "The new rules are in force."},
+                    "422": {"description": "The file is invalid; the error names file and line."},
+                },
+            }
+        },
     }
+    control = control_openapi()
+    paths.update(control["paths"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -621,7 +633,7 @@ def openapi_document() -> dict[str, Any]:
             "Bound beyond loopback, every call needs `Authorization: Bearer <token>`.",
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **control["schemas"]},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{}, {"bearer": []}],

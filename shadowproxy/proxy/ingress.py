@@ -63,6 +63,7 @@ class Ingress:
 
         skip = self.policy.decide(
             method,
+            endpoint=endpoint,
             rule_mirror=rules.mirror,
             rule_sample=rules.sample,
             content_length=request.content_length,

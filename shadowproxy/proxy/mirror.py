@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
+from shadowproxy.control import ShadowRateCap
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import (
     BackendError,
@@ -60,6 +61,7 @@ class Mirror:
         deliver: Callable[[Exchange, EndpointRules, str], object],
         metrics: Metrics,
         breaker: CircuitBreaker | None = None,
+        rate_cap: ShadowRateCap | None = None,
     ) -> None:
         self.backend = backend
         self.max_in_flight = max_in_flight
@@ -67,6 +69,7 @@ class Mirror:
         self._deliver = deliver
         self._metrics = metrics
         self.breaker = breaker or CircuitBreaker(failures=20, cooldown=30.0)
+        self.rate_cap = rate_cap
         self._tasks = TaskSet("shadow-call")
 
     @property
@@ -83,6 +86,11 @@ class Mirror:
         return None
 
     async def _run(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> None:
+        # The fleet-wide rate cap may need Redis: asked here, in the shadow's task, never on the
+        # client's path.
+        if self.rate_cap is not None and not await self.rate_cap.take():
+            self._metrics.skip(job.endpoint, SkipReason.RATE_LIMITED)
+            return
         shadow = await self.call(job)
         self.breaker.record(not isinstance(shadow, BackendError))
         self._metrics.backend_outcome("shadow", job.endpoint, shadow)

@@ -19,7 +19,9 @@ from aiohttp.test_utils import TestClient
 
 from shadowproxy import appkeys
 from shadowproxy.admin.api import setup_api
+from shadowproxy.admin.app import setup_rules_api
 from shadowproxy.admin.openapi import openapi_document
+from shadowproxy.control import ControlPlane, setup_control_api
 from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store
 from tests.factories import make_comparison, make_request, make_response
@@ -329,6 +331,8 @@ async def test_store_failure_is_503(aiohttp_client: MakeClient, tmp_path: Path) 
 def _routes() -> set[tuple[str, str]]:
     app = web.Application()
     setup_api(app)
+    setup_control_api(app, ControlPlane())
+    setup_rules_api(app)
     return {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
