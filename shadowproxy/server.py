@@ -44,7 +44,7 @@ from shadowproxy.queue import StreamPublisher
 from shadowproxy.rules import EndpointRules, RulesError
 from shadowproxy.rules.holder import RulesHolder
 from shadowproxy.settings import HostPort, Settings
-from shadowproxy.store import open_store
+from shadowproxy.store import store_from_settings
 from shadowproxy.store.contract import Store, StoreError, StoreURLError
 from shadowproxy.store.redaction import RedactionPolicy
 from shadowproxy.store.writer import StoreWriter
@@ -96,15 +96,9 @@ async def open_runtime(settings: Settings, *, processes: int = 1) -> AsyncIterat
     except RulesError as exc:
         raise StartupError(str(exc)) from None
     try:
-        store = open_store(
-            settings.store,
-            body_max=settings.store_body_max,
-            group_store_per_hour=settings.group_store_per_hour,
-            retention_days=settings.retention_days,
-            max_bytes=settings.store_max_bytes,
-        )
+        store = store_from_settings(settings)
     except StoreURLError as exc:
-        raise StartupError(f"--store {settings.store}: {exc}") from None
+        raise StartupError(str(exc)) from None  # it names --store and the URL itself
     writer = StoreWriter(
         store,
         batch=settings.store_batch,

@@ -51,7 +51,7 @@ from shadowproxy.queue import (
 from shadowproxy.rules import RulesError
 from shadowproxy.rules.holder import RulesHolder
 from shadowproxy.settings import HostPort, Settings
-from shadowproxy.store import open_store
+from shadowproxy.store import store_from_settings
 from shadowproxy.store.contract import Store, StoreError
 from shadowproxy.store.redaction import RedactionPolicy, redact_comparison
 from shadowproxy.tasks import TaskSet
@@ -536,13 +536,7 @@ async def open_worker(settings: WorkerSettings) -> AsyncIterator[Worker]:
     except RulesError as exc:
         raise WorkerStartupError(str(exc)) from None
     try:
-        store = open_store(
-            base.store,
-            body_max=base.store_body_max,
-            group_store_per_hour=base.group_store_per_hour,
-            retention_days=base.retention_days,
-            max_bytes=base.store_max_bytes,
-        )
+        store = store_from_settings(base)
         await store.aopen()
     except StoreError as exc:
         raise WorkerStartupError(f"--store {base.store}: {exc}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from shadowproxy.settings import Settings
 from shadowproxy.store.contract import Store, StoreError, StoreURLError
 
 _BAD_DB_CHARS = set('/\\. "$\x00')
@@ -87,4 +88,15 @@ def _safe(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
-__all__ = ["Store", "StoreError", "StoreURLError", "open_store"]
+__all__ = ["Store", "StoreError", "StoreURLError", "open_store", "store_from_settings"]
+
+
+def store_from_settings(settings: Settings) -> Store:
+    """:func:`open_store` with the ``--store*`` options of ``settings``."""
+    return open_store(
+        settings.store,
+        body_max=settings.store_body_max,
+        group_store_per_hour=settings.group_store_per_hour,
+        retention_days=settings.retention_days,
+        max_bytes=settings.store_max_bytes,
+    )

@@ -47,7 +47,7 @@ def test_unreadable_rules_is_one_line(tmp_path: Path) -> None:
 def test_bad_store_url_is_one_line(tmp_path: Path) -> None:
     result = run(*BACKENDS, "--store", "postgres://db/x", cwd=tmp_path)
     assert 2 == result.returncode
-    assert result.stderr.startswith("shadowproxy: --store postgres://db/x: ")
+    assert result.stderr.startswith("shadowproxy: --store 'postgres://db/x': unknown store")
     assert 1 == len(result.stderr.splitlines())
 
 
