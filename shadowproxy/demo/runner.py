@@ -72,15 +72,10 @@ class DemoOptions:
 
 def packaged_rules() -> Path | None:
     """The AniLibria rule file shipped with shadowproxy, when this installation has it."""
+    # `rules/` at the repository root links here, so a checkout and an install agree.
     package = Path(shadowproxy.__file__).resolve().parent
-    for candidate in (
-        package.parent / "rules" / "anilibria.yaml",
-        package / "rules" / "anilibria.yaml",
-        package / "rules" / "examples" / "anilibria.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
+    candidate = package / "rules" / "examples" / "anilibria.yaml"
+    return candidate if candidate.is_file() else None
 
 
 def _port_or_any(where: HostPort | None, default: HostPort) -> HostPort:

@@ -122,7 +122,7 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     ("flags", "message"),
     [
         (("--rules", "missing.yaml"), "shadowproxy demo: --rules missing.yaml: no such file"),
-        (("--store", "foo://x"), "shadowproxy demo: --store foo://x: "),
+        (("--store", "foo://x"), "shadowproxy demo: --store 'foo://x': unknown store"),
         (("--duration", "0"), "argument --duration: must be greater than 0, got 0"),
         (("--listen", "nope"), "argument --listen: expected HOST:PORT, got 'nope'"),
     ],
