@@ -69,8 +69,8 @@ MIRROR_SLOW = "nginx mirror, 200 ms shadow"
 AIOHTTP_REF = "aiohttp pass-through"
 
 
-def sp_name(workers: int, slow: bool) -> str:
-    return f"shadowproxy -w{workers}, {'200 ms' if slow else 'fast'} shadow"
+def sp_name(workers: int) -> str:
+    return f"shadowproxy -w{workers}, fast shadow"
 
 
 @dataclass(slots=True)
@@ -222,6 +222,7 @@ class Proxy:
         shadow: str,
         workers: int,
         extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.stack = stack
         self.port = free_port()
@@ -250,7 +251,7 @@ class Proxy:
             "warning",
             *extra,
         ]
-        self.process = stack.processes.start(name, argv)
+        self.process = stack.processes.start(name, argv, env=env)
         wait_http(self.admin + "/healthz", 60, self.process)
         wait_http(self.url + TARGETS["small"], 30, self.process)
 
@@ -289,6 +290,42 @@ class Proxy:
 # --- measuring ------------------------------------------------------------------------------------
 
 
+def one_run(
+    config: str,
+    url: str,
+    connections: int,
+    body: str,
+    seconds: float,
+    *,
+    proxy: Proxy | None = None,
+    pid: int | None = None,
+) -> Row:
+    """One wrk run, with the proxy's CPU and (for shadowproxy) its /metrics deltas."""
+    if proxy is not None:
+        proxy.settle()
+    before = proxy.metrics() if proxy is not None else None
+    cpu_before, clock = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
+    load = run_wrk(url, connections, seconds)
+    row = Row(config, connections, body, load.rps, load.p50_ms, load.p99_ms, load.errors)
+    if pid:
+        row.cpu_cores = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - clock)
+        row.cpu_us_per_req = row.cpu_cores / load.rps * 1e6 if load.rps else None
+    if proxy is not None and before is not None:
+        after = proxy.metrics()
+        row.compared_per_s = (after["compared"] - before["compared"]) / seconds
+        row.shed_per_s = (
+            after["queue_full"]
+            - before["queue_full"]
+            + after["sampled_out"]
+            - before["sampled_out"]
+        ) / seconds
+        row.busy_per_s = (after["shadow_busy"] - before["shadow_busy"]) / seconds
+        count = after["duration_count"] - before["duration_count"]
+        if count:
+            row.compare_ms = (after["duration_sum"] - before["duration_sum"]) / count * 1000
+    return row
+
+
 def measure(
     result: Result,
     config: str,
@@ -301,30 +338,99 @@ def measure(
 ) -> None:
     run_wrk(base + TARGETS["small"], 8, min(2.0, seconds))  # warm pools, comparators, caches
     for body, connections in plan:
-        if proxy is not None:
-            proxy.settle()
-        before = proxy.metrics() if proxy is not None else None
-        cpu_before, clock = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
-        load = run_wrk(base + TARGETS[body], connections, seconds)
-        row = Row(config, connections, body, load.rps, load.p50_ms, load.p99_ms, load.errors)
-        if pid:
-            row.cpu_cores = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - clock)
-            row.cpu_us_per_req = row.cpu_cores / load.rps * 1e6 if load.rps else None
-        if proxy is not None and before is not None:
-            after = proxy.metrics()
-            row.compared_per_s = (after["compared"] - before["compared"]) / seconds
-            row.shed_per_s = (
-                after["queue_full"]
-                - before["queue_full"]
-                + after["sampled_out"]
-                - before["sampled_out"]
-            ) / seconds
-            row.busy_per_s = (after["shadow_busy"] - before["shadow_busy"]) / seconds
-            count = after["duration_count"] - before["duration_count"]
-            if count:
-                row.compare_ms = (after["duration_sum"] - before["duration_sum"]) / count * 1000
+        row = one_run(
+            config, base + TARGETS[body], connections, body, seconds, proxy=proxy, pid=pid
+        )
         result.rows.append(row)
         print(_format_row(row), flush=True)
+
+
+def alt_name(workers: int, delay_ms: int) -> str:
+    return f"shadowproxy -w{workers}, shadow {delay_ms} ms (alternating)"
+
+
+def alternate(result: Result, stack: Stack, workers: int, seconds: float, rounds: int) -> None:
+    """Fast against 200 ms shadow on one proxy: the shadow's delay is switched between short
+    runs (0, 200, 0, 200, ...), so the machine's drifting load hits both sides alike."""
+    proxy = Proxy(
+        stack,
+        name=f"sp-alt-w{workers}",
+        shadow=f"http://127.0.0.1:{stack.hang_port}",
+        workers=workers,
+    )
+    try:
+        run_wrk(proxy.url + TARGETS["small"], 8, 2.0)
+        for body in ("small", "large"):
+            runs: dict[int, list[Row]] = {0: [], 200: []}
+            for _ in range(rounds):
+                for delay in (0, 200):
+                    stack.set_hang(delay)
+                    runs[delay].append(
+                        one_run(
+                            alt_name(workers, delay),
+                            proxy.url + TARGETS[body],
+                            32,
+                            body,
+                            seconds,
+                            proxy=proxy,
+                            pid=proxy.pid,
+                        )
+                    )
+            for rows in runs.values():
+                row = median_row(rows)
+                result.rows.append(row)
+                print(_format_row(row), flush=True)
+    finally:
+        stack.set_hang(0)
+        proxy.stop()
+
+
+def median_row(rows: list[Row]) -> Row:
+    """The median of each figure of several runs of one configuration (errors are summed)."""
+    first = rows[0]
+    return Row(
+        first.config,
+        first.connections,
+        first.body,
+        rps=statistics.median(r.rps for r in rows),
+        p50_ms=statistics.median(r.p50_ms for r in rows),
+        p99_ms=statistics.median(r.p99_ms for r in rows),
+        errors=sum(r.errors for r in rows),
+        compared_per_s=_median_opt([r.compared_per_s for r in rows]),
+        shed_per_s=_median_opt([r.shed_per_s for r in rows]),
+        busy_per_s=_median_opt([r.busy_per_s for r in rows]),
+        compare_ms=_median_opt([r.compare_ms for r in rows]),
+        cpu_cores=_median_opt([r.cpu_cores for r in rows]),
+        cpu_us_per_req=_median_opt([r.cpu_us_per_req for r in rows]),
+    )
+
+
+DIAGNOSTICS = (
+    # Where the cost goes: forwarding alone, then mirroring with the comparator's byte-equality
+    # fast path (the shadow is the primary itself: no parse, no redaction, nothing stored).
+    ("shadowproxy -w1, mirror off (--sample 0)", "primary", ("--sample", "0")),
+    ("shadowproxy -w1, identical shadow", "primary", ()),
+)
+
+
+def diagnose(result: Result, stack: Stack, seconds: float) -> None:
+    """The diagnostic configurations, at 1 and 32 connections, small body, and 32 large."""
+    for index, (name, shadow, extra) in enumerate(DIAGNOSTICS):
+        proxy = Proxy(
+            stack, name=f"sp-diag-{index}", shadow=stack.url(shadow), workers=1, extra=extra
+        )
+        try:
+            measure(
+                result,
+                name,
+                proxy.url,
+                seconds,
+                proxy=proxy,
+                pid=proxy.pid,
+                plan=(("small", 1), ("small", 32), ("large", 32)),
+            )
+        finally:
+            proxy.stop()
 
 
 def memory_phase(stack: Stack, hang_seconds: float, load_seconds: float) -> Memory:
@@ -394,16 +500,17 @@ def run(args: argparse.Namespace) -> Result:
                 result, AIOHTTP_REF, stack.url("passthrough"), args.seconds, pid=pids["passthrough"]
             )
             for workers in args.workers:
-                for slow in (False, True):
-                    shadow = f"http://127.0.0.1:{stack.slow_port}" if slow else stack.url("shadow")
-                    name = sp_name(workers, slow)
-                    proxy = Proxy(
-                        stack, name=f"sp-w{workers}-{int(slow)}", shadow=shadow, workers=workers
-                    )
-                    try:
-                        measure(result, name, proxy.url, args.seconds, proxy=proxy, pid=proxy.pid)
-                    finally:
-                        proxy.stop()
+                proxy = Proxy(
+                    stack, name=f"sp-w{workers}", shadow=stack.url("shadow"), workers=workers
+                )
+                try:
+                    name = sp_name(workers)
+                    measure(result, name, proxy.url, args.seconds, proxy=proxy, pid=proxy.pid)
+                finally:
+                    proxy.stop()
+                alternate(result, stack, workers, args.alternate_seconds, args.rounds)
+            if args.diagnostics:
+                diagnose(result, stack, args.seconds)
             if args.hang_seconds > 0:
                 result.memory = memory_phase(stack, args.hang_seconds, args.seconds)
         result.capacity = comparator_capacity()
@@ -466,12 +573,13 @@ def comparator_capacity(repeat: float = 2.0) -> list[Capacity]:
         job = Job(exchange, rules, ruleset.version)
 
         def timed(call: Callable[[], object]) -> float:
+            # CPU time, not wall time: other processes on the shared cores do not inflate it.
             call()
-            count, started = 0, time.perf_counter()
-            while time.perf_counter() - started < repeat:
+            count, started = 0, time.process_time()
+            while time.process_time() - started < repeat:
                 call()
                 count += 1
-            return (time.perf_counter() - started) / count * 1000
+            return (time.process_time() - started) / count * 1000
 
         result = compare_and_redact(job, policy)
         packed = pickle.dumps(result)
@@ -612,7 +720,8 @@ class Ratio:
 
 def ratios(result: Result, workers: int) -> list[Ratio]:
     """The issue's targets for ``shadowproxy -w<workers>``, computed from one run."""
-    fast, slow = sp_name(workers, False), sp_name(workers, True)
+    fast = sp_name(workers)
+    alt_fast, alt_slow = alt_name(workers, 0), alt_name(workers, 200)
     out: list[Ratio] = []
 
     def get(config: str, c: int, body: str) -> Row:
@@ -632,12 +741,12 @@ def ratios(result: Result, workers: int) -> list[Ratio]:
     for body in ("small", "large"):
 
         def slow_rps(body: str = body) -> tuple[float, bool, str]:
-            a, b = get(fast, 32, body), get(slow, 32, body)
+            a, b = get(alt_fast, 32, body), get(alt_slow, 32, body)
             change = b.rps / a.rps - 1
             return change, abs(change) <= 0.05 or change > 0, f"{b.rps:,.0f} vs {a.rps:,.0f}"
 
         def slow_p99(body: str = body) -> tuple[float, bool, str]:
-            a, b = get(fast, 32, body), get(slow, 32, body)
+            a, b = get(alt_fast, 32, body), get(alt_slow, 32, body)
             change = b.p99_ms / a.p99_ms - 1
             return change, change <= 0.05, f"{b.p99_ms:.2f} vs {a.p99_ms:.2f} ms"
 
@@ -718,7 +827,7 @@ def _capacity_lines(capacity: list[Capacity]) -> list[str]:
         return []
     lines = [
         "",
-        "Comparator alone, one core, in this process (anilibria.yaml, the benchmark's pairs):",
+        "Comparator alone, CPU time in this process (anilibria.yaml, the benchmark's pairs):",
         "",
         "| body | verdict | compare ms | compare + redact ms | per core/s "
         "| job + result pickling ms |",
@@ -776,22 +885,7 @@ def combine(paths: list[Path], workers: list[int]) -> str:
         seconds=results[0].seconds,
     )
     for key in keys:
-        rows = [r for res in results if (r := res.row(*key)) is not None]
-        median.rows.append(
-            Row(
-                *key,
-                rps=statistics.median(r.rps for r in rows),
-                p50_ms=statistics.median(r.p50_ms for r in rows),
-                p99_ms=statistics.median(r.p99_ms for r in rows),
-                errors=sum(r.errors for r in rows),
-                compared_per_s=_median_opt([r.compared_per_s for r in rows]),
-                shed_per_s=_median_opt([r.shed_per_s for r in rows]),
-                busy_per_s=_median_opt([r.busy_per_s for r in rows]),
-                compare_ms=_median_opt([r.compare_ms for r in rows]),
-                cpu_cores=_median_opt([r.cpu_cores for r in rows]),
-                cpu_us_per_req=_median_opt([r.cpu_us_per_req for r in rows]),
-            )
-        )
+        median.rows.append(median_row([r for res in results if (r := res.row(*key)) is not None]))
     lines = [f"Medians of {len(results)} runs ({median.started})", "", _header()]
     lines += [_format_row(row) for row in median.rows]
     for w in workers:
@@ -851,8 +945,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s runs, 15 s hang")
     parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run (default 10)")
     parser.add_argument("--hang-seconds", type=float, default=60.0, help="0 skips the phase")
+    parser.add_argument(
+        "--alternate-seconds", type=float, default=5.0, help="per run of the 0/200 ms alternation"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="0/200 ms alternation rounds")
     parser.add_argument("--workers", default="1,2", help="shadowproxy --workers values")
     parser.add_argument("--nginx-workers", default="auto")
+    parser.add_argument(
+        "--no-diagnostics",
+        dest="diagnostics",
+        action="store_false",
+        help="skip the -w1 mirror-off and identical-shadow runs",
+    )
     parser.add_argument("--json", type=Path, help="also write the run's rows here")
     parser.add_argument("--combine", type=Path, nargs="+", help="medians of earlier --json runs")
     parser.add_argument("--profile", metavar="DIR", help="py-spy shadowproxy -w1; no table")
@@ -863,6 +967,7 @@ def main() -> None:
     if args.quick:
         args.seconds = 3.0
         args.hang_seconds = min(args.hang_seconds, 15.0)
+        args.alternate_seconds, args.rounds = 2.0, 1
     if args.print_profile:
         for raw in args.print_profile:
             print(f"\n## {raw}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,20 @@ def report(args: argparse.Namespace, samples: list[Sample], wrk_output: str, del
                 f"requests ({len(part)} samples, {part[0].forwarded:,.0f} → "
                 f"{part[-1].forwarded:,.0f} requests)."
             )
+    # RSS follows what the comparator queue holds (up to its byte budget), so growth is judged
+    # between samples in the same state: the queue full, early in the run and late in it.
+    deepest = max(s.queue for s in steady) if steady else 0
+    full = [s for s in steady if deepest and s.queue >= 0.95 * deepest]
+    if len(full) >= 6:
+        tenth = max(3, len(full) // 5)
+        early = statistics.median(s.rss_mb for s in full[:tenth])
+        late = statistics.median(s.rss_mb for s in full[-tenth:])
+        lines.append(
+            f"RSS with the comparator queue full (≥ 95 % of its deepest, {len(full)} samples): "
+            f"median {early:.0f} MB over the first {tenth} (≤ {full[tenth - 1].forwarded:,.0f} "
+            f"requests), {late:.0f} MB over the last {tenth} "
+            f"(≥ {full[-tenth].forwarded:,.0f} requests)."
+        )
     hang = [s for s in samples if s.phase == "hang"]
     if hang:
         lines.append(
