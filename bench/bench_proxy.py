@@ -27,6 +27,7 @@ process tree from /proc: idle, peak, and after the load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -106,6 +107,12 @@ class Memory:
     peak_mb: float = 0.0
     end_mb: float = 0.0
     peak_fds: int = 0
+    peak_serving_mb: float = 0.0
+    """The serving process alone at its peak (the rest is the comparator process)."""
+    peak_queue_mb: float = 0.0
+    """Body bytes held by the comparator queue at its peak (``shadowproxy_queue_bytes``)."""
+    peak_in_flight: float = 0.0
+    """Shadow calls in flight at the peak, each holding its request and the primary's body."""
     rps_before: float = 0.0
     rps_hang: float = 0.0
     rps_after: float = 0.0
@@ -272,6 +279,8 @@ class Proxy:
             "duration_sum": duration_sum,
             "duration_count": total(samples, "shadowproxy_comparison_duration_seconds_count"),
             "tasks": total(samples, "shadowproxy_asyncio_tasks"),
+            "queue_bytes": total(samples, "shadowproxy_queue_bytes"),
+            "in_flight": total(samples, "shadowproxy_shadow_in_flight"),
         }
 
     def settle(self, timeout: float = 30.0) -> None:
@@ -433,11 +442,19 @@ def diagnose(result: Result, stack: Stack, seconds: float) -> None:
             proxy.stop()
 
 
-def memory_phase(stack: Stack, hang_seconds: float, load_seconds: float) -> Memory:
+def memory_phase(
+    stack: Stack, hang_seconds: float, load_seconds: float, env: dict[str, str] | None = None
+) -> Memory:
     """Large bodies at 32 connections: fast shadow, then hanging, then fast again; RSS sampled."""
     memory = Memory(hang_seconds=hang_seconds)
     stack.set_hang(0)
-    proxy = Proxy(stack, name="sp-memory", shadow=f"http://127.0.0.1:{stack.hang_port}", workers=1)
+    proxy = Proxy(
+        stack,
+        name="sp-memory",
+        shadow=f"http://127.0.0.1:{stack.hang_port}",
+        workers=1,
+        env=env,
+    )
     try:
         time.sleep(1.0)
         memory.idle_mb = footprint(proxy.pid).rss_mb
@@ -446,9 +463,14 @@ def memory_phase(stack: Stack, hang_seconds: float, load_seconds: float) -> Memo
         stop = threading.Event()
         started = time.monotonic()
 
+        levels: list[tuple[float, float]] = []
+
         def sample() -> None:
             while not stop.is_set():
                 samples.append((time.monotonic() - started, footprint(proxy.pid), phase[0]))
+                with contextlib.suppress(OSError):
+                    m = proxy.metrics()
+                    levels.append((m["queue_bytes"], m["in_flight"]))
                 stop.wait(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -469,7 +491,10 @@ def memory_phase(stack: Stack, hang_seconds: float, load_seconds: float) -> Memo
         sampler.join()
         memory.end_mb = footprint(proxy.pid).rss_mb
         memory.peak_mb = max(f.rss_mb for _, f, _ in samples)
+        memory.peak_serving_mb = max(f.root_rss_mb for _, f, _ in samples)
         memory.peak_fds = max(f.fds for _, f, _ in samples)
+        memory.peak_queue_mb = max((q for q, _ in levels), default=0.0) / 2**20
+        memory.peak_in_flight = max((n for _, n in levels), default=0.0)
         memory.rps_before, memory.rps_hang, memory.rps_after = before.rps, during.rps, after.rps
         memory.p99_before, memory.p99_hang = before.p99_ms, during.p99_ms
         memory.timeline = [(round(t, 1), round(f.rss_mb, 1), p) for t, f, p in samples[::4]]
@@ -814,7 +839,10 @@ def report(result: Result, workers: list[int]) -> str:
             "",
             f"Memory, shadowproxy -w1 tree (serving + comparator), large body, 32 c, shadow hung "
             f"{m.hang_seconds:g} s: idle {m.idle_mb:.0f} MB, start of load {m.start_mb:.0f} MB, "
-            f"peak {m.peak_mb:.0f} MB, end (load over, queue drained) {m.end_mb:.0f} MB; "
+            f"peak {m.peak_mb:.0f} MB (serving process {m.peak_serving_mb:.0f} MB; comparator "
+            f"queue up to {m.peak_queue_mb:.0f} MB of bodies, up to {m.peak_in_flight:.0f} shadow "
+            f"calls in flight), "
+            f"end (load over, queue drained) {m.end_mb:.0f} MB; "
             f"peak fds {m.peak_fds}. Client req/s before / during / after the hang: "
             f"{m.rps_before:,.0f} / {m.rps_hang:,.0f} / {m.rps_after:,.0f}; p99 "
             f"{m.p99_before:.1f} / {m.p99_hang:.1f} ms.",

@@ -202,11 +202,13 @@ class Footprint:
     rss_mb: float
     fds: int
     processes: int
+    root_rss_mb: float = 0.0
+    """The root process alone (with ``--workers 1``, the serving process)."""
 
 
 def footprint(root: int) -> Footprint:
     """Sum RSS (VmRSS) and open fds over ``root``'s process tree."""
-    rss_kb = 0
+    rss_kb = root_kb = 0
     fds = 0
     pids = process_tree(root)
     for pid in pids:
@@ -214,10 +216,11 @@ def footprint(root: int) -> Footprint:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss_kb += int(line.split()[1])
+                    root_kb += int(line.split()[1]) if pid == root else 0
             fds += sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
             continue  # exited between the listing and the read
-    return Footprint(rss_kb / 1024, fds, len(pids))
+    return Footprint(rss_kb / 1024, fds, len(pids), root_kb / 1024)
 
 
 def cpu_seconds(root: int) -> float:
