@@ -1,27 +1,34 @@
 """Proxy throughput and latency against its references, all measured in one run (issue 6).
 
     .venv/bin/python bench/bench_proxy.py [--quick] [--seconds 10] [--hang-seconds 60]
-                                          [--json out.json]
+                                          [--rounds 3] [--json out.json]
     .venv/bin/python bench/bench_proxy.py --combine run1.json run2.json ...   # medians
     .venv/bin/python bench/bench_proxy.py --profile DIR                       # py-spy, no table
 
-It starts, each bound to 127.0.0.1 and stopped again at the end:
+It starts, each bound to 127.0.0.1 and stopped again at the end (nginx with its own prefix and
+pid file in a temp dir):
 
 - nginx upstreams serving static AniLibria-like JSON: ``/v3/title`` (≈ 2 KB) and
   ``/v3/title/updates`` (≈ 330 KB) as the primary, and a mismatching variant as the shadow;
-- a 200 ms shadow (``bench/upstream.py``, its own process) and a second one whose delay the
-  memory phase switches to "hang";
+- two delayable shadows (``bench/upstream.py``, each its own process): one answering in 200 ms
+  for nginx's mirror, one whose delay is switched at run time (0 ms, 200 ms, hung);
 - the references: direct to the primary; nginx 1.22 with ``mirror`` to the fast and to the 200 ms
   shadow; a minimal aiohttp pass-through (``bench/passthrough.py``, one process, no mirror);
 - ``shadowproxy run`` with comparison and storage on (``rules/anilibria.yaml``, a SQLite store in
-  the temp dir), ``--workers 1`` and ``--workers 2``, each against the fast and the 200 ms shadow.
+  the temp dir), ``--workers 1`` and ``--workers 2``.
 
-Each is driven by wrk (``--latency``) at 1 and 32 connections for both bodies. For shadowproxy the
-admin ``/metrics`` is read before and after each run: comparisons per second and exchanges shed
-(``queue_full``, ``sampled_out``, ``shadow_busy``). Before each run the comparator queue is
-allowed to drain, so one run's backlog does not eat the next run's CPU. Then the memory phase:
-shadowproxy (default caps) under large-body load while its shadow hangs, RSS summed over its
-process tree from /proc: idle, peak, and after the load.
+Each configuration is driven by wrk (``--latency``) at 1 and 32 connections for both bodies; the
+CPU its own process tree used is read from /proc (cores, and µs per request: steadier than req/s
+on a shared machine). For shadowproxy the admin ``/metrics`` is read before and after each run:
+comparisons per second, exchanges shed (``queue_full``, ``sampled_out``) and skipped because the
+shadow was busy; before each run the comparator queue is allowed to drain. The slow-shadow
+target is measured on one proxy whose shadow's delay alternates 0 / 200 ms between short runs
+(``--rounds``), so the machine's drifting load hits both sides alike. Two diagnostic
+configurations show where the cost goes (mirror off; a shadow identical to the primary, which the
+comparator settles by byte equality). Then the memory phase: shadowproxy (default caps) under
+large-body load while its shadow hangs, RSS summed over its process tree from /proc: idle, start,
+peak and after the load. Last, the comparator alone: CPU time of compare and of compare + redact
+on the benchmark's own pairs, in this process.
 """
 
 from __future__ import annotations
