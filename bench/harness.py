@@ -223,6 +223,25 @@ def footprint(root: int) -> Footprint:
     return Footprint(rss_kb / 1024, fds, len(pids), root_kb / 1024)
 
 
+def fd_kinds(root: int) -> dict[str, int]:
+    """Open descriptors of ``root``'s tree by kind: socket, pipe, anon_inode, or the file's
+    suffix (``.db``, ``-wal``, ...), to tell pooled connections from files."""
+    kinds: dict[str, int] = {}
+    for pid in process_tree(root):
+        try:
+            entries = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                target = str(entry.readlink())
+            except OSError:
+                continue
+            kind = target.split(":", 1)[0] if ":" in target else Path(target).suffix or target
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
 def cpu_seconds(root: int) -> float:
     """User plus system CPU seconds used so far by ``root``'s process tree (live members)."""
     ticks = 0

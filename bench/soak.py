@@ -12,8 +12,9 @@ SQLite store). wrk drives a steady rate (a Lua ``delay()`` per connection) over 
 Every ``--interval`` seconds it samples the shadowproxy process tree: RSS and open file
 descriptors from /proc, and from the admin ``/metrics`` the asyncio task count
 (``shadowproxy_asyncio_tasks``), requests forwarded, comparisons, skips, queue depth and shadow
-calls in flight. It reports start, peak and end of each, and the RSS slope against requests served
-outside the hang (KB per 10,000 requests): flat means no growth with request count.
+calls in flight. It reports start, peak and end of each, the open descriptors by kind, and RSS
+early and late in the run in the same state (the comparator queue full, since RSS follows the
+bodies it holds): equal means no growth with request count.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_proxy import Proxy, Stack
-from harness import footprint, machine, owned_processes, parse_wrk, scrape, total, wrk_argv
+from harness import (
+    fd_kinds,
+    footprint,
+    machine,
+    owned_processes,
+    parse_wrk,
+    scrape,
+    total,
+    wrk_argv,
+)
 
 LUA = """\
 -- A steady mix of catalogue requests; each connection waits {delay_ms} ms between requests.
@@ -85,19 +95,6 @@ def sample(proxy: Proxy, started: float, phase: str) -> Sample:
     )
 
 
-def slope_kb_per_10k(samples: list[Sample]) -> float | None:
-    """Least-squares slope of RSS against requests forwarded, in KB per 10,000 requests."""
-    if len(samples) < 3:
-        return None
-    xs = [s.forwarded for s in samples]
-    ys = [s.rss_mb * 1024 for s in samples]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    if not var:
-        return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 10_000
-
-
 def soak(args: argparse.Namespace) -> list[Sample]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     samples: list[Sample] = []
@@ -122,6 +119,7 @@ def soak(args: argparse.Namespace) -> list[Sample]:
                     wrk_argv(proxy.url, connections, seconds, script=script),
                 )
                 phase = "steady"
+                kinds_at_start: dict[str, int] = {}
                 print(
                     "|   t s | phase | RSS MB | fds | tasks | forwarded | compared | skipped "
                     "| queue | shadow in flight |"
@@ -142,6 +140,8 @@ def soak(args: argparse.Namespace) -> list[Sample]:
                         phase = "recovered"
                     s = sample(proxy, started, phase)
                     samples.append(s)
+                    if not kinds_at_start and s.at >= 20:
+                        kinds_at_start = fd_kinds(proxy.pid)
                     print(_row(s), flush=True)
                     time.sleep(args.interval)
                 wrk.wait()
@@ -150,6 +150,9 @@ def soak(args: argparse.Namespace) -> list[Sample]:
                 time.sleep(args.interval)
                 samples.append(sample(proxy, started, "after"))
                 print(_row(samples[-1]))
+                print(
+                    f"\nfds by kind at t≈20 s: {kinds_at_start}; at the end: {fd_kinds(proxy.pid)}"
+                )
                 print()
                 print(report(args, samples, (tmp / "wrk-soak.log").read_text(), delay_ms))
             finally:
@@ -174,8 +177,6 @@ def report(args: argparse.Namespace, samples: list[Sample], wrk_output: str, del
     start = next((s for s in loaded if s.at >= 20), loaded[0])
     end = samples[-1]
     steady = [s for s in loaded if s.phase in {"steady", "recovered"} and s.at >= start.at]
-    before = [s for s in steady if s.phase == "steady"]
-    after = [s for s in steady if s.phase == "recovered"]
     lines = [
         f"Machine: {machine()}",
         f"Command: `bench/soak.py {' '.join(sys.argv[1:])}`",
@@ -193,14 +194,6 @@ def report(args: argparse.Namespace, samples: list[Sample], wrk_output: str, del
         f"{max(s.tasks for s in samples):.0f} | {end.tasks:.0f} |",
         "",
     ]
-    for name, part in (("before the hang", before), ("after it", after), ("all steady", steady)):
-        slope = slope_kb_per_10k(part)
-        if slope is not None:
-            lines.append(
-                f"RSS slope against requests forwarded, {name}: {slope:+.1f} KB per 10,000 "
-                f"requests ({len(part)} samples, {part[0].forwarded:,.0f} → "
-                f"{part[-1].forwarded:,.0f} requests)."
-            )
     # RSS follows what the comparator queue holds (up to its byte budget), so growth is judged
     # between samples in the same state: the queue full, early in the run and late in it.
     deepest = max(s.queue for s in steady) if steady else 0
