@@ -13,6 +13,7 @@ import pytest
 from shadowproxy.settings import HostPort, SettingsError, resolve
 from tests.conftest import StartProxy, StartUpstream
 from tests.reliability.faults import healthy_app
+from tests.servers import RedisServer
 
 TOKEN = "adm1n-T0ken-5ecret-7f3a"
 FINGERPRINT = "0123456789abcdef"
@@ -116,14 +117,28 @@ async def test_token_never_reaches_the_log(
     assert TOKEN not in logged
 
 
+ADMIN_WRITES = (
+    ("POST", f"/api/v1/groups/{FINGERPRINT}/triage"),
+    ("PUT", "/api/v1/control"),
+    ("PUT", "/api/v1/control/endpoints/GET%20%2Fv3%2Ftitle"),
+)
+
+
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize(("method", "path"), ADMIN_WRITES)
 async def test_oversized_admin_bodies_are_413(
-    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession, framing: str
+    upstream: StartUpstream,
+    proxy: StartProxy,
+    client: aiohttp.ClientSession,
+    redis_server: RedisServer,
+    framing: str,
+    method: str,
+    path: str,
 ) -> None:
-    """A 10 MB body to the triage endpoint is refused with 413 whether or not it announces its
-    length, and the admin listener keeps serving."""
+    """A 10 MB body to any admin call that takes one (triage, the control plane's switches) is
+    refused with 413, whether or not it announces its length, and the listener keeps serving."""
     backend = await upstream(healthy_app())
-    running = await proxy(backend, backend)
+    running = await proxy(backend, backend, control=redis_server.url)
     body = b'{"state": "open", "note": "' + b"x" * (10 * 1024 * 1024) + b'"}'
 
     async def chunks() -> object:
@@ -131,15 +146,8 @@ async def test_oversized_admin_bodies_are_413(
             yield body[start : start + (1 << 20)]
 
     data: object = io.BytesIO(body) if framing == "content-length" else chunks()
-    status = 0
     try:
-        status = await status_of(
-            client,
-            "POST",
-            f"{running.admin_url}/api/v1/groups/{FINGERPRINT}/triage",
-            None,
-            data=data,
-        )
+        status = await status_of(client, method, running.admin_url + path, None, data=data)
     except aiohttp.ClientOSError:
         status = -1
     assert 413 == status
