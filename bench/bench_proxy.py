@@ -813,6 +813,19 @@ def ratios(result: Result, workers: int) -> list[Ratio]:
     add("small, 1 c: added p99 over direct (ms)", "≤ 1 ms", added("p99_ms", 1.0))
     add("large, 32 c: req/s ÷ aiohttp pass-through", "≥ 0.8×", vs(AIOHTTP_REF, "large", 0.8))
 
+    def cpu_per_request(body: str) -> Callable[[], tuple[float, bool, str]]:
+        def compute() -> tuple[float, bool, str]:
+            a, b = get(AIOHTTP_REF, 32, body), get(fast, 32, body)
+            assert a.cpu_us_per_req is not None
+            assert b.cpu_us_per_req is not None
+            ratio = b.cpu_us_per_req / a.cpu_us_per_req
+            return ratio, True, f"{b.cpu_us_per_req:,.0f} vs {a.cpu_us_per_req:,.0f} µs"
+
+        return compute
+
+    for body in ("small", "large"):
+        add(f"{body}, 32 c: CPU per request ÷ pass-through's", "(info)", cpu_per_request(body))
+
     def comparisons() -> tuple[float, bool, str]:
         row = get(fast, 32, "large")
         assert row.compared_per_s is not None
@@ -939,12 +952,28 @@ def combine(paths: list[Path], workers: list[int]) -> str:
             lines.append(
                 f"| {first.name} | {runs} | {_ratio_text(shown)} | {first.target} | {met} |"
             )
+    capacities = [c for r in results for c in r.capacity]
+    median_capacity = [
+        Capacity(
+            body=body,
+            compare_ms=statistics.median(c.compare_ms for c in group),
+            compare_redact_ms=statistics.median(c.compare_redact_ms for c in group),
+            ipc_ms=statistics.median(c.ipc_ms for c in group),
+            verdict=group[0].verdict,
+        )
+        for body in dict.fromkeys(c.body for c in capacities)
+        if (group := [c for c in capacities if c.body == body])
+    ]
+    lines += _capacity_lines(median_capacity)
     memories = [r.memory for r in results if r.memory is not None]
-    for m in memories:
+    for index, m in enumerate(memories, 1):
         lines.append(
-            f"\nMemory (shadow hung {m.hang_seconds:g} s): idle {m.idle_mb:.0f} MB, start "
-            f"{m.start_mb:.0f}, peak {m.peak_mb:.0f}, end {m.end_mb:.0f} MB; client req/s "
-            f"before/during/after {m.rps_before:,.0f}/{m.rps_hang:,.0f}/{m.rps_after:,.0f}."
+            f"\nMemory, run {index} (shadow hung {m.hang_seconds:g} s): idle {m.idle_mb:.0f} MB, "
+            f"start {m.start_mb:.0f}, peak {m.peak_mb:.0f} (serving process "
+            f"{m.peak_serving_mb:.0f}; queue {m.peak_queue_mb:.0f} MB of bodies, "
+            f"{m.peak_in_flight:.0f} shadow calls in flight), end {m.end_mb:.0f} MB; client req/s "
+            f"before/during/after {m.rps_before:,.0f}/{m.rps_hang:,.0f}/{m.rps_after:,.0f}; "
+            f"p99 before/during {m.p99_before:.1f}/{m.p99_hang:.1f} ms."
         )
     return "\n".join(lines)
 
@@ -957,7 +986,7 @@ def _median_opt(values: list[float | None]) -> float | None:
 def _met(ratio: Ratio, value: float) -> str:
     name, target = ratio.name, ratio.target
     if target.startswith("("):
-        return "reference"
+        return "reference" if "reference" in target or "99" in target else "—"
     if "req/s change" in name:
         ok = value >= -0.05
     elif "p99 change" in name:
