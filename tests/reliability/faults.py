@@ -30,8 +30,8 @@ TITLE_BYTES = orjson.dumps(TITLE)
 HUGE_BYTES = 100 * 1024 * 1024
 """The '100 MB' fault: streamed from a generator, never held in memory."""
 HUGE_CHUNK = b"\x5a" * (256 * 1024)
-DRIP = b"[1]"
-"""What the dripping backend sends, one byte a second."""
+DRIP = b"[1,2]"
+"""What the dripping backend sends, one byte a second: 4 s, longer than the shadow timeout."""
 DRIP_INTERVAL = 1.0
 GARBAGE = b"\x00\xff\x13\x37 NOT HTTP AT ALL \xfe\r\n\r\n"
 

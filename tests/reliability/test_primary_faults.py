@@ -67,6 +67,7 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
 ) -> None:
     """Status and bytes are the primary's or a 502/504/abort; latency is the fault's own (the
     primary's timeout for a hang), never more; the exchange is counted and not compared."""
+    rounds = 1 if name == "drips" else ROUNDS  # a drip takes 4 s a request
     shadow = await fault("healthy")
     options: dict[str, object] = {"primary_timeout": PRIMARY_TIMEOUT, "shadow_timeout": 2.0}
     healthy = await proxy(await fault("healthy"), shadow, **options)
@@ -76,22 +77,22 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
     # A store of its own, so the healthy proxy's counts do not mix in.
     faulty = await proxy(primary, shadow, store=f"sqlite:///{tmp_path / 'faulty.db'}", **options)
 
-    baseline = [await timed_get(client, healthy.traffic_url + URL) for _ in range(ROUNDS)]
-    observed = [await timed_get(client, faulty.traffic_url + URL) for _ in range(ROUNDS)]
+    baseline = [await timed_get(client, healthy.traffic_url + URL) for _ in range(rounds)]
+    observed = [await timed_get(client, faulty.traffic_url + URL) for _ in range(rounds)]
     expected = EXPECTED[name]
-    fastest = max(s.seconds for s in baseline) + 0.5
+    fastest = max(s.seconds for s in baseline) + 1.0  # generous: a loaded 2-core machine
 
     if expected.client == "primary":
-        direct = [await timed_get(client, primary + URL) for _ in range(ROUNDS)]
+        direct = [await timed_get(client, primary + URL) for _ in range(rounds)]
         assert [comparable(d) for d in direct] == [comparable(s) for s in observed]
-        assert [""] * ROUNDS == [s.error for s in observed]
+        assert [""] * rounds == [s.error for s in observed]
     elif expected.client == "aborted":
-        assert [(200, "ClientPayloadError")] * ROUNDS == [(s.status, s.error) for s in observed]
+        assert [(200, "ClientPayloadError")] * rounds == [(s.status, s.error) for s in observed]
         assert all(len(s.body) < 1000 for s in observed)  # never a body that looks whole
     else:
         status = int(expected.client)
         page = {502: b"502 Bad Gateway\n", 504: b"504 Gateway Timeout\n"}[status]
-        assert [(status, page)] * ROUNDS == [(s.status, s.body) for s in observed]
+        assert [(status, page)] * rounds == [(s.status, s.body) for s in observed]
 
     if name == "hangs":
         assert all(PRIMARY_TIMEOUT * 0.9 <= s.seconds < PRIMARY_TIMEOUT + 1.0 for s in observed)
@@ -104,11 +105,11 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
 
     assert await faulty.drain(15)
     text = await metrics_of(client, faulty.admin_url)
-    assert ROUNDS == sample(
+    assert rounds == sample(
         text, "shadowproxy_comparisons_total", endpoint=ENDPOINT, verdict=expected.verdict
     )
     if expected.error_kind:
-        assert ROUNDS == sample(
+        assert rounds == sample(
             text,
             "shadowproxy_backend_errors_total",
             backend="primary",
@@ -116,10 +117,10 @@ async def test_primary_fault_reaches_the_client_as_a_reverse_proxy_would(
             kind=expected.error_kind,
         )
         [summary] = await faulty.store.summary(endpoint=ENDPOINT)
-        assert (ROUNDS, 0) == (summary.skipped, summary.compared)
+        assert (rounds, 0) == (summary.skipped, summary.compared)
     else:
         records = (await faulty.store.mismatches(endpoint=ENDPOINT)).items
-        assert [expected.verdict] * ROUNDS == [r.verdict for r in records]
+        assert [expected.verdict] * rounds == [r.verdict for r in records]
         kinds = {d.kind for r in records for d in r.differences}
         assert {"errors": {"status"}, "drips": {"type"}}.get(name, {"unparseable"}) <= kinds
 
