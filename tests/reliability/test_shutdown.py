@@ -9,17 +9,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from shadowproxy.server import SHUTDOWN_DEADLINE
+from shadowproxy.store import open_store
+from shadowproxy.store.contract import Store, StoreError
 from tests.conftest import StartUpstream
 from tests.reliability.conftest import RecordFigure
 from tests.reliability.faults import timed_get
 from tests.reliability.process import proxy_process
+from tests.servers import free_port
+from tests.store.conftest import start_mongo
 
 SLOW = 2.0
 """Seconds the primary takes over the in-flight request."""
@@ -99,3 +105,63 @@ async def test_sigterm_finishes_in_flight_requests_and_flushes_comparisons(
     assert "were not compared" not in log
     record_figure("queued_at_sigterm", queued)
     record_figure("exit_seconds", round(took, 2))
+
+
+@pytest.mark.parametrize("spool", [False, True], ids=["no-spool", "spool"])
+async def test_sigterm_with_the_store_down_counts_or_spools_what_it_could_not_write(
+    upstream: StartUpstream, tmp_path: Path, pymongo_sockets: None, spool: bool
+) -> None:
+    """MongoDB is down through the whole run. SIGTERM still exits 0 within the deadline; the
+    comparisons it could not write are logged as lost, or, with a spool, spooled and written by
+    the next start once MongoDB is up: nothing silently lost."""
+    primary = await upstream(catalogue(1))
+    shadow = await upstream(catalogue(2))
+    port = free_port()
+    store = f"mongodb://127.0.0.1:{port}/shutdown?serverSelectionTimeoutMS=300"
+    args = ["--store", store, *(["--spool-dir", str(tmp_path / "spool")] if spool else [])]
+    async with (
+        proxy_process(tmp_path, primary, shadow, *args) as running,
+        aiohttp.ClientSession() as client,
+    ):
+        seen = [await timed_get(client, running.traffic_url + "/v3/title/list") for _ in range(5)]
+        await asyncio.sleep(0.5)  # compared and handed to the writer
+        running.terminate()
+        code = await running.wait(SHUTDOWN_DEADLINE + 10)
+        log = running.log_bytes().decode()
+    assert [200] * 5 == [s.status for s in seen]
+    assert 0 == code, log
+    if not spool:
+        assert "5 comparisons could not be written before shutdown" in log
+        return
+    assert "5 comparisons spooled for the next start" in log
+    server = await asyncio.to_thread(start_mongo, port)
+    try:
+        async with proxy_process(tmp_path, primary, shadow, *args) as again:
+            store_check = open_store(store)
+            try:
+                await eventually(lambda: _records(store_check), 5)
+            finally:
+                await store_check.aclose()
+            again.terminate()
+            assert 0 == await again.wait(SHUTDOWN_DEADLINE + 10)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _records(store: Store) -> int:
+    try:
+        await store.aopen()
+        return len((await store.mismatches(limit=100)).items)
+    except StoreError:
+        return 0
+
+
+async def eventually(
+    check: Callable[[], Awaitable[int]], expected: int, timeout: float = 30
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (found := await check()) != expected:
+        if loop.time() > deadline:
+            raise TimeoutError(f"{found} records, expected {expected}")
+        await asyncio.sleep(0.2)

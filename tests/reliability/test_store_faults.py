@@ -9,19 +9,16 @@ MongoDB-wire server (secantusdb).
 from __future__ import annotations
 
 import asyncio
-import gc
 import sqlite3
 import statistics
 import subprocess
 import sys
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
 
 from shadowproxy.server import RunningProxy
@@ -81,17 +78,6 @@ async def stored(running: RunningProxy) -> int:
 
 async def burst(client: aiohttp.ClientSession, running: RunningProxy, n: int = BURST) -> list[Seen]:
     return [await timed_get(client, running.traffic_url + URL) for _ in range(n)]
-
-
-@pytest.fixture
-def pymongo_sockets() -> Iterator[None]:
-    """Collect, after the proxy is gone, the sockets of MongoDB connection attempts that an outage
-    cut short: PyMongo's async client leaves them to the garbage collector (which closes them),
-    and one collected at session end would fail the whole run with a ResourceWarning."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 class Harness:
