@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from shadowproxy.model import BackendError, Comparison, Outcome, SkipReason
+from shadowproxy.model import BackendError, Comparison, Outcome, SkipReason, Verdict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -145,6 +145,8 @@ class Metrics:
             self.differences.labels(endpoint, difference.kind.value).inc()
         if comparison.critical:
             self.critical.labels(endpoint).inc()
+        if comparison.verdict is Verdict.SKIPPED:
+            self.skips.labels(endpoint, _reason_label(comparison.reason)).inc()
         self.compare_duration.observe(comparison.duration)
 
     def sink_failed(self, sink: str) -> None:
@@ -176,6 +178,12 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _reason_label(reason: str) -> str:
+    """A bounded label from a skip reason: ``primary_error: timeout`` → ``primary_error``."""
+    token = reason.split(":", 1)[0].strip().lower()
+    return token if token.replace("_", "").isalpha() and len(token) <= 32 else "other"
 
 
 def merge_expositions(texts: Iterable[str]) -> bytes:

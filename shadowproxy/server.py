@@ -40,6 +40,7 @@ from shadowproxy.proxy.forward import Forwarder
 from shadowproxy.proxy.ingress import Ingress
 from shadowproxy.proxy.mirror import Mirror
 from shadowproxy.proxy.policy import MirrorPolicy
+from shadowproxy.proxy.refusals import RefusalLog
 from shadowproxy.queue import StreamPublisher
 from shadowproxy.rules import EndpointRules, RulesError
 from shadowproxy.rules.holder import RulesHolder
@@ -223,8 +224,14 @@ RUNTIME = web.AppKey("runtime", Runtime)
 
 def create_traffic_app(runtime: Runtime) -> web.Application:
     """The traffic listener's app: one catch-all route; backends live in a cleanup context."""
+    refusals = RefusalLog()
+    runtime.metrics.counter(
+        "refused_requests",
+        "Malformed requests refused by the HTTP parser (never forwarded).",
+        lambda: float(refusals.refused),
+    )
     app = web.Application(
-        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+        handler_args={"max_field_size": 16384, "max_line_size": 16384, "logger": refusals},
         middlewares=[_guard],
     )
     app[RUNTIME] = runtime

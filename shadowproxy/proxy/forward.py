@@ -95,7 +95,8 @@ class Forwarder:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             failure = classify_failure(exc, time.perf_counter() - started)
             notify(failure)
-            log.debug("primary %s %s failed: %s", request.method, request.raw_path, failure.detail)
+            # The path only: a query string can carry tokens, and logs are not redacted.
+            log.debug("primary %s %s failed: %s", request.method, request.path, failure.detail)
             if failure.kind is ErrorKind.TIMEOUT:
                 return ForwardResult(_error_response(504, "504 Gateway Timeout"), failure)
             return ForwardResult(_error_response(502, "502 Bad Gateway"), failure)

@@ -116,10 +116,6 @@ async def test_killed_comparator_is_replaced_and_clients_never_notice(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.py counts a crash only as verdict=skipped; its reason reaches no metric",
-)
 async def test_comparator_crash_is_counted_with_its_reason(
     upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
 ) -> None:

@@ -209,10 +209,6 @@ async def test_identical_httpbins_give_zero_mismatches_under_the_rules(
     record_figure("compared", matches)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comparator._body_differences makes text/unparseable differences outside the rules",
-)
 def test_ignoring_the_whole_body_silences_text_bodies(tmp_path: Path) -> None:
     """``ignore: [""]`` ignores the whole body (docs/RULES.md), JSON or not: two HTML pages
     naming different hosts, or two JSON-lines streams, then compare as a match."""

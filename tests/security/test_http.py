@@ -96,10 +96,6 @@ MALFORMED_WITH_SECRETS = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiohttp's handle_error logs malformed requests' raw bytes (secrets too) at ERROR",
-)
 async def test_malformed_requests_leave_no_secret_in_the_log(
     upstream: StartUpstream, proxy: StartProxy, caplog: pytest.LogCaptureFixture
 ) -> None:

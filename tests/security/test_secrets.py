@@ -188,10 +188,6 @@ async def test_planted_secrets_reach_no_stored_byte_no_log_line_and_no_report(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="forward.py logs the raw request target (with ?token=) at debug when the primary fails",
-)
 async def test_debug_log_holds_no_secret(upstream: StartUpstream, tmp_path: Path) -> None:
     """At debug level the proxy's log names requests and failures, never a secret in them."""
     rules = tmp_path / "rules.yaml"
