@@ -210,8 +210,8 @@ async def test_mongodb_dies_mid_run_and_returns(
         seen = await burst(client, running)
         h.assert_unaffected(seen, record_figure)
         await eventually(lambda: _degraded(client, running))
-        text = await metrics_of(client, running.admin_url)
-        assert sample(text, "shadowproxy_store_spooled_records") > 0
+        # The writer spills on its own clock once the buffer is half full: wait for it.
+        await eventually(lambda: _spooled(client, running))
         server = await asyncio.to_thread(start_mongo, port, str(data))
         await eventually(lambda: _equals(stored(running), BURST + 3), 30, running)
         await eventually(lambda: _ok(client, running))
@@ -226,6 +226,11 @@ async def test_mongodb_dies_mid_run_and_returns(
 
 async def _equals(count: Any, expected: int) -> bool:
     return bool(await count == expected)
+
+
+async def _spooled(client: aiohttp.ClientSession, running: RunningProxy) -> bool:
+    text = await metrics_of(client, running.admin_url)
+    return sample(text, "shadowproxy_store_spooled_records") > 0
 
 
 async def _degraded(client: aiohttp.ClientSession, running: RunningProxy) -> bool:
