@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
 
 from shadowproxy.server import RunningProxy
