@@ -850,7 +850,8 @@ def report(result: Result, workers: list[int]) -> str:
         lines += ["| ratio | value | target | met | from |", "|---|---:|---|---|---|"]
         for r in ratios(result, w):
             value = "—" if r.value is None else _ratio_text(r)
-            met = "—" if r.met is None else ("yes" if r.met else "**no**")
+            unjudged = r.met is None or r.target.startswith("(info)")
+            met = "—" if unjudged else ("yes" if r.met else "**no**")
             lines.append(f"| {r.name} | {value} | {r.target} | {met} | {r.detail} |")
     lines += _capacity_lines(result.capacity)
     if result.memory is not None:
