@@ -67,9 +67,8 @@ def _sessions(seed: int) -> tuple[str, ...]:
 
 
 def tour(catalogue: Catalogue) -> Iterator[PlannedRequest]:
-    """Every title by id once, then every route once: what a crawler warming a cache sends."""
-    for title in catalogue.titles:
-        yield PlannedRequest("GET", f"/v3/title?id={title.id}")
+    """Every route once, then every title by id once: what a crawler warming a cache sends.
+    Routes first, so that even a short or slowed-down run has seen every endpoint."""
     session = _sessions(0)[0]
     for target in (
         "/v3/title/list?id_list=" + ",".join(str(t.id) for t in catalogue.titles[:3]),
@@ -86,6 +85,8 @@ def tour(catalogue: Catalogue) -> Iterator[PlannedRequest]:
         yield PlannedRequest("GET", target)
     title_id = catalogue.titles[0].id
     yield PlannedRequest("PUT", f"/v3/user/favorites?session={session}&title_id={title_id}")
+    for title in catalogue.titles:
+        yield PlannedRequest("GET", f"/v3/title?id={title.id}")
 
 
 def request_mix(

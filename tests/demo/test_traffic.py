@@ -90,8 +90,9 @@ async def test_drive_needs_a_bound() -> None:
         await drive("http://127.0.0.1:1", duration=None, requests=None)
 
 
-def test_tour_visits_every_title_and_route_first() -> None:
-    """With tour_first, every title is fetched by id and every route once before the random mix."""
+def test_tour_visits_every_route_then_every_title_first() -> None:
+    """With tour_first, every route is visited once, then every title by id, before the random
+    mix: routes first, so a short run has seen every endpoint."""
     catalogue = build_catalogue()
     planned = list(itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 13))
     targets = [urlsplit(r.target) for r in planned]
@@ -99,4 +100,5 @@ def test_tour_visits_every_title_and_route_first() -> None:
     assert set(catalogue.by_id) == ids
     assert ROUTES == {t.path for t in targets}
     assert any("page=3" in t.query for t in targets)
-    assert "PUT" == planned[-1].method
+    assert "PUT" == planned[12].method
+    assert ROUTES == {t.path for t in targets[:13]}
