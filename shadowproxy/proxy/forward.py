@@ -108,7 +108,9 @@ class Forwarder:
                 headers=client_response_headers(upstream.headers.items()),
             )
             captured = bytearray()
-            truncated = False
+            # Without a listener there is nothing to compare: keep no copy (a capture that
+            # starts "truncated" never grows).
+            truncated = on_captured is None
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():

@@ -115,7 +115,11 @@ class Ingress:
 
         try:
             result = await self.forwarder.forward(
-                request, headers=headers, body=body, on_captured=captured
+                request,
+                headers=headers,
+                body=body,
+                # Nothing to compare when not mirrored: no copy of the body is kept.
+                on_captured=captured if primary is not None else None,
             )
         finally:
             # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
