@@ -162,6 +162,16 @@ class _Redactor:
             )
             if policy._names else None
         )
+        self._needles = tuple(name.encode() for name in sorted(policy._names))
+
+    def _clean(self, data: bytes) -> bool:
+        """True when no secret can be in this JSON text: no secret field name occurs in it at all
+        (and no path rule or escaped key could hide one). Walking a parsed 300 KB body costs
+        several times its comparison; a substring search costs a fraction of a millisecond."""
+        if self.policy._paths or b"\\u" in data:
+            return False
+        lowered = data.lower()
+        return not any(needle in lowered for needle in self._needles)
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -250,6 +260,8 @@ class _Redactor:
         stripped = data.lstrip()
         new: bytes | None = None
         if stripped[:1] in {b"{", b"["}:
+            if self._clean(data):
+                return headers, body
             try:
                 document = orjson.loads(data)
             except orjson.JSONDecodeError:

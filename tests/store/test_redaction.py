@@ -179,3 +179,20 @@ def test_content_length_does_not_lie_after_masking(encoded: bool) -> None:
     out = response_of(redact_comparison(make_comparison(primary=primary), POLICY).exchange.primary)
 
     assert "content-length" not in {k for k, _ in out.headers}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"user": {"Password": "p1"}}',  # the name in another case
+        b'{"user": {"pass\\u0077ord": "p1"}}',  # the name spelt with an escape
+    ],
+)
+def test_the_no_secret_shortcut_never_skips_a_secret(raw: bytes) -> None:
+    """Bodies are scanned for secret names before being walked; a name in another case or
+    written with a JSON escape still reaches the walk and is masked."""
+    primary = make_response(body=raw, headers=(("Content-Type", "application/json"),))
+
+    out = response_of(redact_comparison(make_comparison(primary=primary), POLICY).exchange.primary)
+
+    assert REDACTED in orjson.loads(out.body)["user"].values()
