@@ -13,12 +13,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 
 ENV_PREFIX = "SHADOWPROXY_"
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -121,7 +122,7 @@ def parse_percent(text: str) -> float:
     return value
 
 
-def _positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
+def positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
     def parse(text: str) -> float | int:
         value = kind(text)
         if value <= 0:
@@ -129,6 +130,19 @@ def _positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as an argparse ``type=``: its ValueError message becomes the usage error
+    (argparse itself would print only "invalid value")."""
+
+    def checked(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
 
 
 def parse_size(text: str) -> int:
@@ -237,25 +251,25 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "primary_timeout",
-        _positive(float),
+        positive(float),
         "Seconds to wait for the primary before answering 504 (default 30).",
         "SECONDS",
     ),
     Option(
         "shadow_timeout",
-        _positive(float),
+        positive(float),
         "Seconds before a shadow call counts as a timeout (default 5).",
         "SECONDS",
     ),
     Option(
         "connect_timeout",
-        _positive(float),
+        positive(float),
         "Seconds to open a connection to either backend (default 5).",
         "SECONDS",
     ),
     Option(
         "shadow_max_in_flight",
-        _positive(int),
+        positive(int),
         "Shadow calls in flight at once; more are skipped and counted (default 256).",
         "N",
     ),
@@ -280,7 +294,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "queue_size",
-        _positive(int),
+        positive(int),
         "Exchanges waiting for the comparator; when full, new ones are dropped and counted "
         "(default 1000).",
         "N",
@@ -292,7 +306,7 @@ OPTIONS: tuple[Option, ...] = (
         "dropped and counted as queue_full.",
         "SIZE",
     ),
-    Option("comparators", _positive(int), "Comparator worker processes (default 1).", "N"),
+    Option("comparators", positive(int), "Comparator worker processes (default 1).", "N"),
     Option(
         "shadow_header",
         str,
@@ -302,7 +316,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls_verify", parse_bool, "Verify HTTPS backends' certificates (default true).", "BOOL"),
     Option(
         "endpoint_cap",
-        _positive(int),
+        positive(int),
         "Distinct endpoint names before the rest are counted as 'other' (default 200).",
         "N",
     ),
@@ -314,19 +328,19 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "store_batch",
-        _positive(int),
+        positive(int),
         "Comparisons written to the store per batch (default 200).",
         "N",
     ),
     Option(
         "store_flush_interval",
-        _positive(float),
+        positive(float),
         "Seconds between store flushes (default 0.5).",
         "SECONDS",
     ),
     Option(
         "store_buffer",
-        _positive(int),
+        positive(int),
         "Comparisons held in memory while the store is slow or down (default 10000).",
         "N",
     ),
@@ -344,12 +358,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "group_store_per_hour",
-        _positive(int),
+        positive(int),
         "Full records stored per mismatch group per hour; the rest are only counted (default 50).",
         "N",
     ),
     Option(
-        "retention_days", _positive(float), "Days mismatch records are kept (default 14).", "DAYS"
+        "retention_days", positive(float), "Days mismatch records are kept (default 14).", "DAYS"
     ),
     Option(
         "store_max_bytes",
@@ -372,7 +386,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "workers",
-        _positive(int),
+        positive(int),
         "Serving processes sharing the traffic port (SO_REUSEPORT) (default 1).",
         "N",
     ),
@@ -392,7 +406,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "stream_maxlen",
-        _positive(int),
+        positive(int),
         "Cap on the Redis Streams queue length; trimmed entries are counted (default 100000).",
         "N",
     ),
@@ -404,13 +418,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "breaker_failures",
-        _positive(int),
+        positive(int),
         "Consecutive shadow failures that open the circuit breaker (default 20).",
         "N",
     ),
     Option(
         "breaker_cooldown",
-        _positive(float),
+        positive(float),
         "Seconds mirroring pauses once the breaker opens, before it tries again (default 30).",
         "SECONDS",
     ),

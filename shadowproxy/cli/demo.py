@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from shadowproxy.settings import HostPort, parse_host_port
+from shadowproxy.settings import HostPort, argument_type, parse_host_port, positive
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,25 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _host_port(text: str) -> HostPort:
-    try:
-        return parse_host_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+_host_port = argument_type(parse_host_port)
+_positive_float = argument_type(positive(float))
+_positive_int = argument_type(positive(int))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from shadowproxy import settings as settings_module
 from shadowproxy.cli.run import configure_logging
 from shadowproxy.queue import DEFAULT_STREAM
-from shadowproxy.settings import parse_host_port
+from shadowproxy.settings import argument_type, parse_host_port, positive
 from shadowproxy.worker import (
     DEFAULT_GROUP,
     WorkerSettings,
@@ -45,13 +45,7 @@ WORKER_HELP = {
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
+    return argument_type(positive(kind))
 
 
 def _name(text: str) -> str:
@@ -60,11 +54,7 @@ def _name(text: str) -> str:
     return text.strip()
 
 
-def _host_port(text: str) -> Any:
-    try:
-        return parse_host_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_host_port = argument_type(parse_host_port)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
