@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from shadowproxy.compare.comparator import compare
@@ -315,6 +315,18 @@ header_values = st.one_of(
 )  # fmt: skip
 
 
+def declares_unsent_body(headers: list[tuple[str, str]]) -> bool:
+    """A request that announces a body this client never sends: no server can answer it before
+    giving up on the body (that wait is the client's to end), so it is no case for this test."""
+    for name, value in headers:
+        key = name.strip().lower()
+        if key == "transfer-encoding":
+            return True
+        if key == "content-length" and value.strip().isdigit() and int(value) > 0:
+            return True
+    return False
+
+
 def raw_get(port: int, headers: list[tuple[str, str]]) -> bytes:
     """Send one GET with these header lines (bytes as given, latin-1/UTF-8) and read the answer."""
     lines = [b"GET /v3/title?id=1 HTTP/1.1", b"Host: a"]
@@ -348,6 +360,7 @@ async def test_arbitrary_request_headers_never_get_a_5xx_from_the_proxy(
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(header_names, header_values), max_size=6))
     def check(headers: list[tuple[str, str]]) -> None:
+        assume(not declares_unsent_body(headers))
         answer = raw_get(port, headers)
         status = answer[9:12]
         answers.append((status, headers))
