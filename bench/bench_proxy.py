@@ -20,8 +20,8 @@ pid file in a temp dir):
 Each configuration is driven by wrk (``--latency``) at 1 and 32 connections for both bodies; the
 CPU its own process tree used is read from /proc (cores, and µs per request: steadier than req/s
 on a shared machine). For shadowproxy the admin ``/metrics`` is read before and after each run:
-comparisons per second, exchanges shed (``queue_full``, ``sampled_out``) and skipped because the
-shadow was busy; before each run the comparator queue is allowed to drain. The slow-shadow
+comparisons per second, exchanges shed (``queue_full``, ``sampled_out``, ``serving_busy``) and
+skipped because the shadow was busy; before each run the comparator queue is allowed to drain. The slow-shadow
 target is measured on one proxy whose shadow's delay alternates 0 / 200 ms between short runs
 (``--rounds``), so the machine's drifting load hits both sides alike. Two diagnostic
 configurations show where the cost goes (mirror off; a shadow identical to the primary, which the
@@ -281,6 +281,7 @@ class Proxy:
             "queue_full": total(samples, "shadowproxy_mirror_skips_total", reason="queue_full"),
             "sampled_out": total(samples, "shadowproxy_mirror_skips_total", reason="sampled_out"),
             "shadow_busy": total(samples, "shadowproxy_mirror_skips_total", reason="shadow_busy"),
+            "serving_busy": total(samples, "shadowproxy_mirror_skips_total", reason="serving_busy"),
             "queue_depth": total(samples, "shadowproxy_queue_depth"),
             "busy": total(samples, "shadowproxy_comparisons_in_progress"),
             "duration_sum": duration_sum,
@@ -329,12 +330,8 @@ def one_run(
     if proxy is not None and before is not None:
         after = proxy.metrics()
         row.compared_per_s = (after["compared"] - before["compared"]) / seconds
-        row.shed_per_s = (
-            after["queue_full"]
-            - before["queue_full"]
-            + after["sampled_out"]
-            - before["sampled_out"]
-        ) / seconds
+        shed = ("queue_full", "sampled_out", "serving_busy")
+        row.shed_per_s = sum(after[key] - before[key] for key in shed) / seconds
         row.busy_per_s = (after["shadow_busy"] - before["shadow_busy"]) / seconds
         count = after["duration_count"] - before["duration_count"]
         if count:
@@ -646,12 +643,18 @@ def profile(args: argparse.Namespace) -> None:
     try:
         with owned_processes(tmp) as processes:
             stack = Stack(tmp, processes, nginx_workers=args.nginx_workers)
-            proxy = Proxy(stack, name="sp-profile", shadow=stack.url("shadow"), workers=1)
+            proxy = Proxy(
+                stack,
+                name="sp-profile",
+                shadow=stack.url("shadow"),
+                workers=1,
+                extra=tuple(args.profile_args.split()),
+            )
             try:
                 run_wrk(proxy.url + TARGETS["small"], 8, 2)
-                for body in ("small", "large"):
+                for body, connections in (("small", 1), ("small", 32), ("large", 32)):
                     proxy.settle()
-                    raw = out / f"shadowproxy-{body}.txt"
+                    raw = out / f"shadowproxy-{body}-{connections}c.txt"
                     record = processes.start(
                         f"py-spy-{body}",
                         [
@@ -671,9 +674,12 @@ def profile(args: argparse.Namespace) -> None:
                         ],
                     )
                     time.sleep(1.0)
-                    load = run_wrk(proxy.url + TARGETS[body], 32, args.seconds - 2)
+                    load = run_wrk(proxy.url + TARGETS[body], connections, args.seconds - 2)
                     record.wait(args.seconds + 30)
-                    print(f"\n## {body}: {load.rps:,.0f} req/s under py-spy; stacks in {raw}")
+                    print(
+                        f"\n## {body}, {connections} c: {load.rps:,.0f} req/s under py-spy; "
+                        f"stacks in {raw}"
+                    )
                     print_profile(raw)
             finally:
                 proxy.stop()
@@ -686,7 +692,7 @@ _FRAME = re.compile(r".+ \(.+:\d+\)$")
 
 def print_profile(raw: Path, top: int = 25) -> None:
     """Self and inclusive sample shares by function from py-spy's collapsed stacks, per process
-    kind: the serving process (event loop and the pool's feeder threads) and the comparator."""
+    kind: the serving process and the comparator."""
     by_kind: dict[str, tuple[dict[str, int], dict[str, int], list[int]]] = {}
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -695,9 +701,7 @@ def print_profile(raw: Path, top: int = 25) -> None:
         count = int(count_text)
         # Process frames hold command lines, which may contain ";": keep real frames only.
         functions = [f for f in stack.split(";") if _FRAME.fullmatch(f)]
-        kind = (
-            "comparator" if "_process_worker (concurrent/futures/process.py" in stack else "serving"
-        )
+        kind = "comparator" if "serve (shadowproxy/comparators.py" in stack else "serving"
         own, inclusive, samples = by_kind.setdefault(kind, ({}, {}, [0]))
         samples[0] += count
         if functions:
@@ -1025,6 +1029,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the run's rows here")
     parser.add_argument("--combine", type=Path, nargs="+", help="medians of earlier --json runs")
     parser.add_argument("--profile", metavar="DIR", help="py-spy shadowproxy -w1; no table")
+    parser.add_argument("--profile-args", default="", help="extra shadowproxy flags when profiling")
     parser.add_argument("--print-profile", type=Path, nargs="+", help="summarise py-spy raw files")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     args = parser.parse_args()

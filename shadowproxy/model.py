@@ -102,6 +102,15 @@ class Exchange:
     primary: Outcome
     shadow: Outcome
 
+    @property
+    def body_bytes(self) -> int:
+        """The bytes its bodies hold: what holding it costs, near enough (the byte budgets)."""
+        size = len(self.request.body)
+        for outcome in (self.primary, self.shadow):
+            if isinstance(outcome, CapturedResponse):
+                size += len(outcome.body)
+        return size
+
 
 class DiffKind(StrEnum):
     """What sort of difference was found."""
@@ -202,6 +211,8 @@ class SkipReason(StrEnum):
     """The request body exceeds the mirror buffer cap."""
     SHADOW_BUSY = "shadow_busy"
     """The shadow's in-flight cap is reached."""
+    SERVING_BUSY = "serving_busy"
+    """The serving loop is saturated: mirroring is sampled down so clients keep its time."""
     CIRCUIT_OPEN = "circuit_open"
     QUEUE_FULL = "queue_full"
     """The comparator's queue is full; the exchange was dropped."""

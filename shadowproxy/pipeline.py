@@ -2,14 +2,16 @@
 
 ::
 
-    Mirror ──submit()──► bounded queue ──► comparator processes ──► sinks (metrics, store writer)
-                          full: dropped         compare + redact        a failing sink is logged,
-                          and counted                                   the others still run
+    Mirror ─has_room()?─► shadow call ─submit()─► bounded queue ─► comparators ─► sinks
+       no: shed and counted,                                 batches over   compare   metrics,
+       no shadow call                                        a socket       + redact  store writer
 
 Comparing a 300 KB body takes milliseconds of CPU; on the serving loop that would stall every
-client, so comparisons run in worker processes. The queue is bounded: when the comparators cannot
-keep up, new exchanges are dropped and counted (``queue_full``), never queued without bound.
-A crashed worker process is replaced and its exchange counted as skipped.
+client, so comparisons run in comparator processes (``shadowproxy.comparators``). The queue is
+bounded by count and by body bytes, and the mirror asks for room *before* it calls the shadow:
+when the comparators cannot keep up, new requests are not mirrored at all (shed and counted as
+``queue_full``), so a backlog costs neither a shadow call nor memory. A crashed comparator
+process is replaced and the exchanges it held are counted as skipped.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
+from shadowproxy.comparators import ComparatorGoneError, ComparatorProcess, Failure, Job
 from shadowproxy.metrics import Metrics
-from shadowproxy.model import CapturedResponse, Comparison, Exchange, SkipReason, Verdict
+from shadowproxy.model import Comparison, Exchange, SkipReason, Verdict
 from shadowproxy.rules import EndpointRules
 from shadowproxy.store.redaction import RedactionPolicy
 from shadowproxy.tasks import TaskSet
@@ -36,33 +36,12 @@ Sink = Callable[[Comparison], object]
 """Receives every comparison (``Metrics.consume``, ``StoreWriter.submit``). Must not block:
 a sink with I/O to do queues internally."""
 
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What a comparator process needs for one exchange."""
-
-    exchange: Exchange
-    rules: EndpointRules
-    ruleset_version: str
-    size: int = 0
-    """Body bytes the exchange holds, for the queue's byte budget."""
-
-
-def _body_bytes(exchange: Exchange) -> int:
-    size = len(exchange.request.body)
-    for outcome in (exchange.primary, exchange.shadow):
-        if isinstance(outcome, CapturedResponse):
-            size += len(outcome.body)
-    return size
-
-
-def compare_and_redact(job: Job, policy: RedactionPolicy) -> Comparison:
-    """Runs in a comparator process: the verdict, then redaction before anything leaves."""
-    from shadowproxy.compare.comparator import compare
-    from shadowproxy.store.redaction import redact_comparison
-
-    comparison = compare(job.exchange, job.rules, job.ruleset_version)
-    return redact_comparison(comparison, policy, job.rules.redact)
+BATCH_JOBS = 64
+"""Most exchanges sent to a comparator in one frame."""
+BATCH_BYTES = 8 * 1024 * 1024
+"""Body bytes past which a batch is closed (a batch always takes at least one exchange)."""
+BATCHES_PER_COMPARATOR = 2
+"""Batches handed to a process at once: it starts the next while its answer travels back."""
 
 
 class Pipeline:
@@ -79,6 +58,7 @@ class Pipeline:
         queue_bytes: int = 0,
     ) -> None:
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
         self._queue_bytes = queue_bytes
         self.queued_bytes = 0
         """Body bytes held by queued and in-progress exchanges (bounded by ``queue_bytes``)."""
@@ -86,8 +66,10 @@ class Pipeline:
         self._sinks = tuple(sinks)
         self._redaction = redaction
         self._metrics = metrics
+        self._context = multiprocessing.get_context("spawn")
         self._workers = TaskSet("comparator-feed")
-        self._pool: ProcessPoolExecutor | None = None
+        self._processes: list[ComparatorProcess] = []
+        self._restarting: list[asyncio.Lock] = []
         self.busy = 0
         self.compared = 0
         self.dropped = 0
@@ -102,10 +84,17 @@ class Pipeline:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    def has_room(self, pending: int, pending_bytes: int) -> bool:
+        """Whether ``pending`` more exchanges holding ``pending_bytes`` (shadow calls already
+        started) would still fit: asked before a new shadow call is started."""
+        if self._queue.qsize() + pending >= self._queue_size:
+            return False
+        return not self._queue_bytes or self.queued_bytes + pending_bytes < self._queue_bytes
+
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
         """Queue an exchange for comparison; ``False`` (and counted) when the queue is full,
         by count or by the bytes its bodies hold."""
-        size = _body_bytes(exchange)
+        size = exchange.body_bytes
         if self._queue_bytes and self.queued_bytes + size > self._queue_bytes:
             return self._drop(exchange)
         try:
@@ -121,48 +110,69 @@ class Pipeline:
         return False
 
     async def start(self) -> None:
-        self._pool = self._new_pool()
-        # Two feeders per process: one waits on a result while the other hands over the next job.
-        for index in range(self._comparators * 2):
-            self._workers.spawn(self._feed(), name=f"comparator-feed-{index}")
-
-    def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the serving process has threads (SQLite writer, DNS) that fork would
         # copy in an unknown state.
-        return ProcessPoolExecutor(
-            max_workers=self._comparators, mp_context=multiprocessing.get_context("spawn")
-        )
+        for slot in range(self._comparators):
+            self._processes.append(await ComparatorProcess.spawn(self._context, self._redaction))
+            self._restarting.append(asyncio.Lock())
+            for index in range(BATCHES_PER_COMPARATOR):
+                self._workers.spawn(self._feed(slot), name=f"comparator-feed-{slot}-{index}")
 
-    async def _feed(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _batch(self, first: Job) -> list[Job]:
+        batch = [first]
+        size = first.size
+        while len(batch) < BATCH_JOBS and size < BATCH_BYTES and not self._queue.empty():
+            job = self._queue.get_nowait()
+            batch.append(job)
+            size += job.size
+        return batch
+
+    async def _feed(self, slot: int) -> None:
         while True:
-            job = await self._queue.get()
-            self.busy += 1
+            batch = self._batch(await self._queue.get())
+            self.busy += len(batch)
             try:
-                comparison = await self._compare(loop, job)
-                self.compared += 1
-                self._emit(comparison)
+                for comparison in await self._compare(slot, batch):
+                    self.compared += 1
+                    self._emit(comparison)
             finally:
-                self.busy -= 1
-                self.queued_bytes -= job.size
-                self._queue.task_done()
+                self.busy -= len(batch)
+                for job in batch:
+                    self.queued_bytes -= job.size
+                    self._queue.task_done()
 
-    async def _compare(self, loop: asyncio.AbstractEventLoop, job: Job) -> Comparison:
-        pool = self._pool
-        assert pool is not None
+    async def _compare(self, slot: int, batch: list[Job]) -> list[Comparison]:
         started = time.perf_counter()
+        process = self._processes[slot]
+        if process.gone:
+            process = await self._replace(slot, process)
         try:
-            return await loop.run_in_executor(pool, compare_and_redact, job, self._redaction)
-        except BrokenProcessPool:
-            self.crashed += 1
+            results = await process.compare(batch)
+        except ComparatorGoneError:
+            self.crashed += len(batch)
             log.error("a comparator process died; starting a new one")
-            if self._pool is pool:
-                self._pool = self._new_pool()
-                pool.shutdown(wait=False, cancel_futures=True)
-            reason = "comparator_crashed"
-        except Exception:
-            log.exception("comparing exchange %s failed", job.exchange.id)
-            reason = "comparator_error"
+            await self._replace(slot, process)
+            return [self._skipped(job, "comparator_crashed", started) for job in batch]
+        comparisons = []
+        for job, result in zip(batch, results, strict=True):
+            if isinstance(result, Failure):
+                log.error("comparing exchange %s failed:\n%s", job.exchange.id, result.detail)
+                comparisons.append(self._skipped(job, "comparator_error", started))
+            else:
+                comparisons.append(result)
+        return comparisons
+
+    async def _replace(self, slot: int, dead: ComparatorProcess) -> ComparatorProcess:
+        async with self._restarting[slot]:
+            if self._processes[slot] is dead:  # the slot's other feeder may have done it
+                self._processes[slot] = await ComparatorProcess.spawn(
+                    self._context, self._redaction
+                )
+                await dead.aclose(0.0)
+        return self._processes[slot]
+
+    @staticmethod
+    def _skipped(job: Job, reason: str, started: float) -> Comparison:
         return Comparison(
             exchange=job.exchange,
             verdict=Verdict.SKIPPED,
@@ -193,8 +203,8 @@ class Pipeline:
         await self.drain(timeout)
         left = self._queue.qsize() + self.busy
         await self._workers.aclose()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for process in self._processes:
+            await process.aclose(timeout)
         if left:
             log.warning("shutdown: %d queued exchanges were not compared", left)
         return left

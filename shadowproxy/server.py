@@ -37,6 +37,7 @@ from shadowproxy.proxy.backend import BackendConfig, open_backend
 from shadowproxy.proxy.breaker import BreakerState, CircuitBreaker
 from shadowproxy.proxy.endpoint import EndpointNamer
 from shadowproxy.proxy.forward import Forwarder
+from shadowproxy.proxy.governor import Governor
 from shadowproxy.proxy.ingress import Ingress
 from shadowproxy.proxy.mirror import Mirror
 from shadowproxy.proxy.policy import MirrorPolicy
@@ -79,6 +80,11 @@ class Runtime:
     def deliver(self) -> Callable[[Exchange, EndpointRules, str], bool]:
         """Where the mirror hands finished exchanges: the stream, or the local comparators."""
         return self.publisher.submit if self.publisher is not None else self.pipeline.submit
+
+    @property
+    def has_room(self) -> Callable[[int, int], bool]:
+        """Asked before each shadow call: would its exchange fit where it will be delivered?"""
+        return self.publisher.has_room if self.publisher is not None else self.pipeline.has_room
 
     async def drain_comparisons(self, timeout: float) -> bool:
         """Wait until handed-over exchanges left this process (published, or compared)."""
@@ -268,12 +274,18 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         max_connections=s.shadow_max_in_flight,
         tls_verify=s.tls_verify,
     )
+    governor = Governor(lag_max=s.mirror_lag_max, metrics=runtime.metrics)
+    probes = TaskSet("governor")
+    if s.mirror_lag_max:
+        probes.spawn(governor.run())
     async with open_backend(primary_config) as primary, open_backend(shadow_config) as shadow:
         mirror = Mirror(
             shadow,
             max_in_flight=s.shadow_max_in_flight,
             capture_max=s.capture_max,
             deliver=runtime.deliver,
+            has_room=runtime.has_room,
+            governor=governor if s.mirror_lag_max else None,
             metrics=runtime.metrics,
             breaker=CircuitBreaker(failures=s.breaker_failures, cooldown=s.breaker_cooldown),
             rate_cap=runtime.control.rate_cap if runtime.control else None,
@@ -293,6 +305,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         # Shadow calls still running need the shadow session: let them end before it closes.
+        await probes.aclose()
         cut = await mirror.aclose(timeout=s.shadow_timeout)
         if cut:
             log.warning("shutdown: %d shadow calls were cut", cut)

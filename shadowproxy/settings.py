@@ -60,7 +60,7 @@ class Settings:
     request_body_max: int = 100 * 1024 * 1024
     capture_max: int = 4 * 1024 * 1024
     queue_size: int = 1000
-    queue_bytes_max: int = 128 * 1024 * 1024
+    queue_bytes_max: int = 32 * 1024 * 1024
     comparators: int = 1
     shadow_header: str = "X-Shadow-Request"
     tls_verify: bool = True
@@ -85,6 +85,7 @@ class Settings:
     shadow_rps: float = 0.0
     breaker_failures: int = 20
     breaker_cooldown: float = 30.0
+    mirror_lag_max: float = 0.001
 
 
 # --- parsing of single values -------------------------------------------------------------------
@@ -302,8 +303,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "queue_bytes_max",
         parse_size,
-        "Body bytes the comparator queue may hold (default 128M); past it, exchanges are "
-        "dropped and counted as queue_full.",
+        "Body bytes the comparator queue and the shadow calls waiting for it may hold "
+        "(default 32M); past it, requests are not mirrored and are counted as queue_full.",
         "SIZE",
     ),
     Option("comparators", positive(int), "Comparator worker processes (default 1).", "N"),
@@ -426,6 +427,13 @@ OPTIONS: tuple[Option, ...] = (
         "breaker_cooldown",
         positive(float),
         "Seconds mirroring pauses once the breaker opens, before it tries again (default 30).",
+        "SECONDS",
+    ),
+    Option(
+        "mirror_lag_max",
+        parse_non_negative,
+        "Serving-loop backlog in seconds past which mirroring is sampled down so clients keep "
+        "the loop's time (default 0.001; 0 = never).",
         "SECONDS",
     ),
     Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),

@@ -35,9 +35,9 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
+from shadowproxy.comparators import Job, compare_and_redact
 from shadowproxy.metrics import CONTENT_TYPE, Metrics
 from shadowproxy.model import Comparison, Headers, Verdict
-from shadowproxy.pipeline import Job, compare_and_redact
 from shadowproxy.queue import (
     DEFAULT_STREAM,
     GroupMissingError,

@@ -68,6 +68,8 @@ class Ingress:
             rule_sample=rules.sample,
             content_length=request.content_length,
         )
+        if skip is None:
+            skip = self.mirror.refusal()
         body: bytes | AsyncIterator[bytes] | None = None
         buffered = b""
         limit = _Limit(self.body_max)

@@ -4,6 +4,11 @@
 slow, hung or dead shadow cannot delay the client, and a client that goes away cannot cancel the
 shadow call. When both outcomes are known the task builds the :class:`Exchange` and delivers it to
 the pipeline (which never blocks either).
+
+A shadow call is only started when the pipeline has room for its exchange, counting the calls
+already in flight and the bodies they hold: when the comparators fall behind, requests are shed
+before they cost a shadow call, and a hung shadow cannot pile up more bodies than the queue's
+byte budget.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from shadowproxy.model import (
 )
 from shadowproxy.proxy.backend import Backend, classify_failure
 from shadowproxy.proxy.breaker import CircuitBreaker
+from shadowproxy.proxy.governor import Governor
 from shadowproxy.rules import EndpointRules
 from shadowproxy.tasks import TaskSet
 
@@ -60,6 +66,8 @@ class Mirror:
         capture_max: int,
         deliver: Callable[[Exchange, EndpointRules, str], object],
         metrics: Metrics,
+        has_room: Callable[[int, int], bool] | None = None,
+        governor: Governor | None = None,
         breaker: CircuitBreaker | None = None,
         rate_cap: ShadowRateCap | None = None,
     ) -> None:
@@ -67,6 +75,10 @@ class Mirror:
         self.max_in_flight = max_in_flight
         self.capture_max = capture_max
         self._deliver = deliver
+        self._has_room = has_room
+        self.governor = governor
+        self.held_bytes = 0
+        """Body bytes held by in-flight calls: the request's, and the primary's once known."""
         self._metrics = metrics
         self.breaker = breaker or CircuitBreaker(failures=20, cooldown=30.0)
         self.rate_cap = rate_cap
@@ -76,16 +88,46 @@ class Mirror:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    def start(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> SkipReason | None:
-        """Start the shadow call; ``None`` when started, else why not (the cap is reached)."""
+    def refusal(self) -> SkipReason | None:
+        """Why a shadow call may not start now (``None``: it may). Asked before anything is
+        copied for the call, so a refused request costs no more than an unmirrored one."""
         if len(self._tasks) >= self.max_in_flight:
             return SkipReason.SHADOW_BUSY
+        if self.governor is not None and not self.governor.admit():
+            return SkipReason.SERVING_BUSY
+        if self._has_room is not None and not self._has_room(len(self._tasks), self.held_bytes):
+            return SkipReason.QUEUE_FULL
+        return None
+
+    def start(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> SkipReason | None:
+        """Start the shadow call (after :meth:`refusal` said it may); ``None`` when started,
+        else why not. The breaker is asked here, as the call is certain: a half-open breaker
+        lets one probe through and waits for its outcome."""
         if not self.breaker.allow():
             return SkipReason.CIRCUIT_OPEN
         self._tasks.spawn(self._run(job, primary))
         return None
 
     async def _run(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> None:
+        held = len(job.request.body)
+        self.held_bytes += held
+        running = True
+
+        def hold_primary(done: asyncio.Future[PrimaryResult]) -> None:
+            nonlocal held
+            outcome = done.result() if running and not done.cancelled() else None
+            if isinstance(outcome, CapturedResponse):
+                held += len(outcome.body)
+                self.held_bytes += len(outcome.body)
+
+        primary.add_done_callback(hold_primary)
+        try:
+            await self._exchange(job, primary)
+        finally:
+            running = False
+            self.held_bytes -= held
+
+    async def _exchange(self, job: MirrorJob, primary: asyncio.Future[PrimaryResult]) -> None:
         # The fleet-wide rate cap may need Redis: asked here, in the shadow's task, never on the
         # client's path.
         if self.rate_cap is not None and not await self.rate_cap.take():

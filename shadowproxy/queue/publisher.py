@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from shadowproxy.metrics import Metrics
-from shadowproxy.model import CapturedResponse, Exchange, SkipReason
+from shadowproxy.model import Exchange, SkipReason
 from shadowproxy.queue.codec import QueueCodecError, encode_exchange
 from shadowproxy.queue.stream import DEFAULT_STREAM, QueueError, RedisStream
 from shadowproxy.rules import EndpointRules
@@ -54,15 +54,6 @@ class PublisherStats:
     """False from a failed append until the next successful one."""
     last_error: str | None
     """The last Redis error, ``None`` once an append succeeded after it."""
-
-
-def body_bytes(exchange: Exchange) -> int:
-    """The bytes an exchange's bodies hold: what buffering it costs, near enough."""
-    size = len(exchange.request.body)
-    for outcome in (exchange.primary, exchange.shadow):
-        if isinstance(outcome, CapturedResponse):
-            size += len(outcome.body)
-    return size
 
 
 class StreamPublisher:
@@ -111,6 +102,15 @@ class StreamPublisher:
         """Exchanges waiting to be published."""
         return len(self._buffer)
 
+    def has_room(self, pending: int, pending_bytes: int) -> bool:
+        """Whether ``pending`` more exchanges holding ``pending_bytes`` (shadow calls already
+        started) would still fit the buffer: asked before a new shadow call is started."""
+        if len(self._buffer) + pending >= self._capacity:
+            return False
+        return (
+            not self._capacity_bytes or self._buffered_bytes + pending_bytes < self._capacity_bytes
+        )
+
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
         """Buffer an exchange for publishing; ``False`` (and counted) when the buffer is full, by
         count or by body bytes.
@@ -118,7 +118,7 @@ class StreamPublisher:
         ``rules`` is not sent: workers compare under their own rule file, resolved from the request.
         """
         del rules
-        size = body_bytes(exchange)
+        size = exchange.body_bytes
         if len(self._buffer) >= self._capacity or (
             self._capacity_bytes and self._buffered_bytes + size > self._capacity_bytes
         ):

@@ -258,3 +258,48 @@ async def test_queue_byte_budget_drops_and_counts(
     assert 1.0 == _sample(
         text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
     )
+
+
+async def test_shed_requests_never_reach_the_shadow(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Room is asked for before the shadow call, counting calls in flight: when the queue is
+    full the request is shed and counted without costing the shadow a call."""
+    shadow_app = backend(TITLE, delay=0.3)
+    running = await proxy(await upstream(backend(TITLE)), await upstream(shadow_app), queue_size=2)
+    results = await asyncio.gather(
+        *(timed_get(client, running.traffic_url + "/v3/title") for _ in range(20))
+    )
+    assert {200} == {status for status, _, _ in results}
+    assert await running.drain(10)
+    text = await metrics(client, running)
+    shed = _sample(
+        text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
+    )
+    compared = _sample(
+        text, 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"}'
+    )
+    assert (20, len(shadow_app[SEEN])) == (shed + compared, compared)
+    assert compared <= 2
+
+
+async def test_bodies_held_by_a_hung_shadow_count_against_the_byte_budget(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """While the shadow hangs, the primaries' bodies its calls wait with are held in memory:
+    they count against the queue's byte budget, so no more calls start once it is spent."""
+    big = {"list": [{**TITLE, "id": i, "description": "Описание " * 400} for i in range(25)]}
+    primary = await upstream(backend(big))
+    async with client.get(primary + "/v3/title") as response:
+        size = len(await response.read())
+    shadow_app = backend(big, delay=2.0)
+    running = await proxy(primary, await upstream(shadow_app), queue_bytes_max=size * 5 // 2)
+    for _ in range(8):  # one by one, so each primary body is held before the next asks
+        status, _, _ = await timed_get(client, running.traffic_url + "/v3/title")
+        assert 200 == status
+    shed = _sample(
+        await metrics(client, running),
+        'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}',
+    )
+    assert (3, 5) == (len(shadow_app[SEEN]), shed)
+    assert await running.drain(10)

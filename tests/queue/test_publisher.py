@@ -9,7 +9,6 @@ import pytest
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.queue import RedisStream, StreamPublisher, decode_exchange
-from shadowproxy.queue.publisher import body_bytes
 from shadowproxy.rules.ruleset import DEFAULT_RULES
 from tests.factories import make_response
 from tests.queue.traffic import eventually, exchanges
@@ -145,7 +144,7 @@ async def test_byte_budget_refuses_large_bodies_first(redis_server: RedisServer)
         publisher.submit(small, DEFAULT_RULES, "v"),
         publisher.submit(large, DEFAULT_RULES, "v"),
     )
-    assert (1, body_bytes(small), 1) == (
+    assert (1, small.body_bytes, 1) == (
         publisher.stats().buffered,
         publisher.stats().buffered_bytes,
         publisher.stats().dropped,

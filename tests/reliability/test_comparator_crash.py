@@ -40,8 +40,16 @@ def comparators() -> set[int]:
     return found
 
 
+# Equal on both sides but walked, so a comparison lasts long enough to be killed mid-way.
+PADDING = list(range(100_000))
+
+
+def title_body(rating: float) -> bytes:
+    return orjson.dumps({**TITLE, "rating": rating, "padding": PADDING})
+
+
 def catalogue(rating: float) -> web.Application:
-    body = orjson.dumps({**TITLE, "rating": rating})
+    body = title_body(rating)
 
     async def title(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
@@ -72,7 +80,9 @@ async def crashed_proxy(
     [victim] = comparators()
     async with asyncio.TaskGroup() as tasks:
         during = tasks.create_task(traffic(client, running, 30))
-        await asyncio.sleep(0.1)
+        # Killed while it holds exchanges, so the loss path is what is tested.
+        while not running.runtime.pipeline.busy:
+            await asyncio.sleep(0.001)
         os.kill(victim, signal.SIGKILL)
     assert await running.drain(30)
     await traffic(client, running, 5)  # after the new comparator took over
@@ -90,7 +100,7 @@ async def test_killed_comparator_is_replaced_and_clients_never_notice(
     exchange is counted, the ones lost with the dead process as skipped, the rest compared and
     stored."""
     running, before, during, victim, after = await crashed_proxy(upstream, proxy, client)
-    body = orjson.dumps({**TITLE, "rating": 8.7})
+    body = title_body(8.7)
     assert [(200, body)] * len(during) == [(s.status, s.body) for s in during]
     assert max(s.seconds for s in during) < max(s.seconds for s in before) + 0.5
     assert victim not in after

@@ -1,0 +1,109 @@
+"""The governor: mirroring is sampled down while the serving loop is saturated, back up after."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shadowproxy.proxy.governor import FLOOR, Governor
+from shadowproxy.server import RunningProxy
+from tests.conftest import StartProxy, StartUpstream
+
+
+def test_share_falls_fast_while_over_the_limit_and_recovers_slowly() -> None:
+    governor = Governor(lag_max=0.001)
+    for _ in range(5):
+        governor.observe(0.004)
+    assert 0.7**5 == pytest.approx(governor.share)
+    for _ in range(50):
+        governor.observe(0.004)
+    assert FLOOR == governor.share
+    governor.observe(0.0005)  # between a quarter of the limit and the limit: held
+    assert FLOOR == governor.share
+    for _ in range(30):
+        governor.observe(0.0001)
+    assert 1.0 == governor.share
+
+
+def test_admission_follows_the_share() -> None:
+    draws = iter([0.1, 0.5, 0.9])
+    governor = Governor(lag_max=0.001, draw=lambda: next(draws))
+    assert governor.admit()  # share 1: no draw taken
+    governor.share = 0.5
+    assert [True, False, False] == [governor.admit() for _ in range(3)]
+
+
+async def hog(stop: asyncio.Event) -> None:
+    """Block the loop in 5 ms slices, as a saturated proxy's other clients would."""
+    while not stop.is_set():
+        deadline = time.perf_counter() + 0.005
+        while time.perf_counter() < deadline:
+            pass
+        await asyncio.sleep(0)
+
+
+def title_app() -> web.Application:
+    async def title(request: web.Request) -> web.Response:
+        return web.json_response({"id": 1})
+
+    app = web.Application()
+    app.router.add_get("/v3/title", title)
+    return app
+
+
+async def skipped(client: aiohttp.ClientSession, running: RunningProxy) -> float:
+    async with client.get(running.admin_url + "/metrics") as response:
+        text = await response.text()
+    name = 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="serving_busy"} '
+    for line in text.splitlines():
+        if line.startswith(name):
+            return float(line[len(name) :])
+    return 0.0
+
+
+async def share(client: aiohttp.ClientSession, running: RunningProxy) -> float:
+    async with client.get(running.admin_url + "/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("shadowproxy_mirror_share "):
+            return float(line.split()[1])
+    raise AssertionError("no shadowproxy_mirror_share in /metrics")
+
+
+async def test_a_saturated_loop_sheds_mirroring_and_recovers(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """With the loop blocked 5 ms at a time, the share falls to the floor within seconds and
+    requests are answered but not mirrored (counted as serving_busy); once the loop is free the
+    share climbs back to 1 and every request is mirrored again."""
+    running = await proxy(
+        await upstream(title_app()), await upstream(title_app()), mirror_lag_max=0.001
+    )
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(hog(stop))
+        for _ in range(50):
+            if await share(client, running) == FLOOR:
+                break
+            await asyncio.sleep(0.1)
+        assert FLOOR == await share(client, running)
+        for _ in range(20):
+            async with client.get(running.traffic_url + "/v3/title") as response:
+                assert 200 == response.status
+        stop.set()
+    shed = await skipped(client, running)
+    assert shed >= 15
+    for _ in range(60):
+        if await share(client, running) == 1.0:
+            break
+        await asyncio.sleep(0.1)
+    assert 1.0 == await share(client, running)
+    for _ in range(10):
+        async with client.get(running.traffic_url + "/v3/title") as response:
+            assert 200 == response.status
+    assert shed == await skipped(client, running)
+    assert await running.drain(10)
