@@ -18,17 +18,17 @@ pid file in a temp dir):
   the temp dir), ``--workers 1`` and ``--workers 2``.
 
 Each configuration is driven by wrk (``--latency``) at 1 and 32 connections for both bodies; the
-CPU its own process tree used is read from /proc (cores, and µs per request: steadier than req/s
-on a shared machine). For shadowproxy the admin ``/metrics`` is read before and after each run:
+CPU its own process tree used is read from /proc (cores, and µs per request: steadier than req/s on
+a shared machine). For shadowproxy the admin ``/metrics`` is read before and after each run:
 comparisons per second, exchanges shed (``queue_full``, ``sampled_out``, ``serving_busy``) and
-skipped because the shadow was busy; before each run the comparator queue is allowed to drain. The slow-shadow
-target is measured on one proxy whose shadow's delay alternates 0 / 200 ms between short runs
-(``--rounds``), so the machine's drifting load hits both sides alike. Two diagnostic
+skipped because the shadow was busy; before each run the comparator queue is allowed to drain. The
+slow-shadow target is measured on one proxy whose shadow's delay alternates 0 / 200 ms between
+short runs (``--rounds``), so the machine's drifting load hits both sides alike. Two diagnostic
 configurations show where the cost goes (mirror off; a shadow identical to the primary, which the
 comparator settles by byte equality). Then the memory phase: shadowproxy (default caps) under
 large-body load while its shadow hangs, RSS summed over its process tree from /proc: idle, start,
-peak and after the load. Last, the comparator alone: CPU time of compare and of compare + redact
-on the benchmark's own pairs, in this process.
+peak and after the load. Last, the comparator alone: CPU time of compare and of compare + redact on
+the benchmark's own pairs, in this process.
 """
 
 from __future__ import annotations
@@ -562,7 +562,8 @@ class Capacity:
     compare_ms: float
     compare_redact_ms: float
     ipc_ms: float
-    """Pickling the job and unpickling the result: what the pool's threads add per exchange."""
+    """Pickling the exchange and unpickling the result: what the hand-off to a comparator adds
+    per exchange (an endpoint's rules travel once, then by number)."""
     verdict: str
 
 
@@ -573,9 +574,9 @@ def comparator_capacity(repeat: float = 2.0) -> list[Capacity]:
     from multidict import CIMultiDict, MultiDict
     from upstream import bench_bodies
 
+    from shadowproxy.comparators import Job, compare_and_redact
     from shadowproxy.compare.comparator import compare
     from shadowproxy.model import CapturedRequest, CapturedResponse, Exchange
-    from shadowproxy.pipeline import Job, compare_and_redact
     from shadowproxy.rules import load_ruleset
     from shadowproxy.store.redaction import RedactionPolicy
 
@@ -617,7 +618,9 @@ def comparator_capacity(repeat: float = 2.0) -> list[Capacity]:
                 body=name,
                 compare_ms=timed(partial(compare, exchange, rules, ruleset.version)),
                 compare_redact_ms=timed(partial(compare_and_redact, job, policy)),
-                ipc_ms=timed(partial(_pickle_round_trip, job, packed)),
+                ipc_ms=timed(
+                    partial(_pickle_round_trip, (exchange, 0, job.ruleset_version), packed)
+                ),
                 verdict=result.verdict.value,
             )
         )

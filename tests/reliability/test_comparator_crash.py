@@ -81,8 +81,11 @@ async def crashed_proxy(
     async with asyncio.TaskGroup() as tasks:
         during = tasks.create_task(traffic(client, running, 30))
         # Killed while it holds exchanges, so the loss path is what is tested.
-        while not running.runtime.pipeline.busy:
+        for _ in range(5000):
+            if running.runtime.pipeline.busy:
+                break
             await asyncio.sleep(0.001)
+        assert running.runtime.pipeline.busy
         os.kill(victim, signal.SIGKILL)
     assert await running.drain(30)
     await traffic(client, running, 5)  # after the new comparator took over
