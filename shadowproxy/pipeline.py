@@ -38,8 +38,10 @@ a sink with I/O to do queues internally."""
 
 BATCH_JOBS = 64
 """Most exchanges sent to a comparator in one frame."""
-BATCH_BYTES = 8 * 1024 * 1024
-"""Body bytes past which a batch is closed (a batch always takes at least one exchange)."""
+BATCH_BYTES = 256 * 1024
+"""Body bytes past which a batch is closed (a batch always takes at least one exchange). Pickling
+a batch and unpickling its answer happen on the serving loop: 8 MB batches of 330 KB exchanges
+put 35 ms into the p99 of a single client, 256 KB batches 7 ms."""
 BATCHES_PER_COMPARATOR = 2
 """Batches handed to a process at once: it starts the next while its answer travels back."""
 
