@@ -28,7 +28,9 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from shadowproxy.memory import give_back_large_buffers
 from shadowproxy.model import Comparison, Exchange
 from shadowproxy.rules import EndpointRules
+from shadowproxy.store.document import RECORDED
 from shadowproxy.store.redaction import RedactionPolicy
+from shadowproxy.store.writer import without_bodies
 from shadowproxy.tasks import TaskSet
 
 NICENESS = 10
@@ -57,11 +59,14 @@ class Failure:
 
 
 def compare_and_redact(job: Job, policy: RedactionPolicy) -> Comparison:
-    """The verdict, then redaction before anything leaves the comparator."""
+    """The verdict, then redaction before anything leaves the comparator. A comparison that is
+    only counted (a match, a skip) leaves without its bodies: nobody stores them."""
     from shadowproxy.compare.comparator import compare
     from shadowproxy.store.redaction import redact_comparison
 
     comparison = compare(job.exchange, job.rules, job.ruleset_version)
+    if comparison.verdict not in RECORDED:
+        return redact_comparison(without_bodies(comparison), policy, job.rules.redact)
     return redact_comparison(comparison, policy, job.rules.redact)
 
 

@@ -133,3 +133,22 @@ async def test_a_killed_process_fails_what_it_held_and_what_comes_after(
     assert process.gone
     with pytest.raises(ComparatorGoneError):
         await process.compare([job(ruleset, "strict", exchange(2))])
+
+
+async def test_only_comparisons_that_are_stored_carry_their_bodies_back(
+    process: ComparatorProcess,
+) -> None:
+    """A match is only counted: it comes back without bodies (nothing to pickle, nothing
+    unredacted in the serving process). A mismatch keeps them for the store."""
+    ruleset = parse_ruleset(RULES)
+    match, mismatch = await process.compare(
+        [job(ruleset, "strict", exchange(1)), job(ruleset, "strict", exchange(2, rating=9.1))]
+    )
+    assert isinstance(match, Comparison)
+    assert isinstance(mismatch, Comparison)
+    bodies = [
+        [o.body for o in (c.exchange.primary, c.exchange.shadow) if isinstance(o, CapturedResponse)]
+        for c in (match, mismatch)
+    ]
+    assert [b"", b""] == bodies[0]
+    assert all(len(body) > 100 for body in bodies[1])

@@ -118,7 +118,7 @@ class StoreWriter:
             return False
         self._buffer.append(
             _capped(comparison, self._body_cap) if comparison.verdict in RECORDED
-            else _without_bodies(comparison))
+            else without_bodies(comparison))
         if len(self._buffer) >= self._batch or len(self._buffer) >= self._spill_at:
             self._wake.set()
         return True
@@ -307,7 +307,7 @@ class StoreWriter:
             return 0
 
 
-def _without_bodies(comparison: Comparison) -> Comparison:
+def without_bodies(comparison: Comparison) -> Comparison:
     """Only counted, never stored: drop the bodies so the buffer and spool stay small."""
     exchange = comparison.exchange
 

@@ -205,20 +205,28 @@ async def test_full_queue_drops_and_counts(
     and every client still gets its answer."""
     big = {"list": [{**TITLE, "id": i, "description": "Описание " * 400} for i in range(200)]}
     running = await proxy(await upstream(backend(big)), await upstream(backend(big)), queue_size=1)
+    dropped, compared = await burst(client, running, 40)
+    assert dropped > 0
+    assert 40 == dropped + compared
+
+
+async def burst(
+    client: aiohttp.ClientSession, running: RunningProxy, n: int
+) -> tuple[float, float]:
+    """``n`` concurrent requests, all answered 200; then (shed as queue_full, compared)."""
     results = await asyncio.gather(
-        *(timed_get(client, running.traffic_url + "/v3/title") for _ in range(40))
+        *(timed_get(client, running.traffic_url + "/v3/title") for _ in range(n))
     )
     assert {200} == {status for status, _, _ in results}
     assert await running.drain(30)
     text = await metrics(client, running)
-    dropped = _sample(
+    shed = _sample(
         text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
     )
     compared = _sample(
         text, 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"}'
     )
-    assert dropped > 0
-    assert 40 == dropped + compared
+    return shed, compared
 
 
 def _sample(text: str, name: str) -> float:
@@ -267,18 +275,7 @@ async def test_shed_requests_never_reach_the_shadow(
     full the request is shed and counted without costing the shadow a call."""
     shadow_app = backend(TITLE, delay=0.3)
     running = await proxy(await upstream(backend(TITLE)), await upstream(shadow_app), queue_size=2)
-    results = await asyncio.gather(
-        *(timed_get(client, running.traffic_url + "/v3/title") for _ in range(20))
-    )
-    assert {200} == {status for status, _, _ in results}
-    assert await running.drain(10)
-    text = await metrics(client, running)
-    shed = _sample(
-        text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="queue_full"}'
-    )
-    compared = _sample(
-        text, 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"}'
-    )
+    shed, compared = await burst(client, running, 20)
     assert (20, len(shadow_app[SEEN])) == (shed + compared, compared)
     assert compared <= 2
 
