@@ -230,6 +230,9 @@ async def run_demo(
                 rules=options.rules,
                 redact_query=("session",),  # AniLibria's user token rides in the query string
                 log_level="warning",
+                # Backends, traffic and proxy share this one loop, so its backlog says nothing
+                # about the proxy; the governor would shed the very requests the demo shows.
+                mirror_lag_max=0.0,
             )
             async with running(settings) as proxy:
                 say("shadowproxy demo: an AniLibria-like catalogue API and its rewrite")
