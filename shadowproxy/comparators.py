@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import signal
 import socket
 import struct
 import traceback
@@ -87,6 +88,9 @@ class Batch:
 
 def serve(conn: Connection, policy: RedactionPolicy, niceness: int) -> None:
     """A comparator process's whole life: batches in, results out, until the socket closes."""
+    # Ctrl-C reaches the whole process group; the serving process decides when this one ends
+    # (by closing the socket), so it is not interrupted mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
     give_back_large_buffers()
@@ -106,7 +110,10 @@ def serve(conn: Connection, policy: RedactionPolicy, niceness: int) -> None:
                 results.append(compare_and_redact(Job(exchange, kept[number], version), policy))
             except Exception:
                 results.append(Failure(traceback.format_exc()))
-        conn.send_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            conn.send_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return  # the serving process stopped waiting (shut down mid-batch)
 
 
 class ComparatorGoneError(Exception):
