@@ -54,6 +54,11 @@ class CircuitBreaker:
         self._probing = True
         return True
 
+    def release(self) -> None:
+        """A call :meth:`allow` let through was not made after all (the rate cap refused it):
+        hand the half-open probe back, so the next call can be the probe."""
+        self._probing = False
+
     def record(self, ok: bool) -> None:
         """Report how a call that :meth:`allow` let through ended."""
         if ok:

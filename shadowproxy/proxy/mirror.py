@@ -131,6 +131,7 @@ class Mirror:
         # The fleet-wide rate cap may need Redis: asked here, in the shadow's task, never on the
         # client's path.
         if self.rate_cap is not None and not await self.rate_cap.take():
+            self.breaker.release()
             self._metrics.skip(job.endpoint, SkipReason.RATE_LIMITED)
             return
         shadow = await self.call(job)

@@ -300,3 +300,45 @@ async def test_bodies_held_by_a_hung_shadow_count_against_the_byte_budget(
     )
     assert (3, 5) == (len(shadow_app[SEEN]), shed)
     assert await running.drain(10)
+
+
+async def test_a_probe_the_rate_cap_refuses_does_not_wedge_the_breaker(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A half-open breaker lets one probe through. When the shadow rate cap then refuses that
+    call, the probe is handed back: once the shadow is healthy, mirroring resumes."""
+    answers = {"slow": 1}
+
+    async def title(request: web.Request) -> web.Response:
+        if answers["slow"]:
+            answers["slow"] -= 1
+            await asyncio.sleep(0.5)  # past --shadow-timeout: the breaker opens
+        return web.json_response(TITLE)
+
+    shadow_app = web.Application()
+    shadow_app.router.add_get("/v3/title", title)
+    running = await proxy(
+        await upstream(backend(TITLE)),
+        await upstream(shadow_app),
+        shadow_timeout=0.2,
+        breaker_failures=1,
+        breaker_cooldown=0.3,
+        shadow_rps=1.0,
+    )
+    url = running.traffic_url + "/v3/title"
+    await timed_get(client, url)  # takes the one token; times out; the breaker opens
+    await asyncio.sleep(0.5)
+    await timed_get(client, url)  # half-open: the probe is let through, the cap refuses it
+    await asyncio.sleep(1.5)  # the bucket refills
+    for _ in range(5):
+        await timed_get(client, url)
+        await asyncio.sleep(0.3)
+    assert await running.drain(10)
+    text = await metrics(client, running)
+    assert _sample(
+        text, 'shadowproxy_mirror_skips_total{endpoint="GET /v3/title",reason="rate_limited"}'
+    )
+    assert (
+        _sample(text, 'shadowproxy_comparisons_total{endpoint="GET /v3/title",verdict="match"}')
+        >= 1
+    )
