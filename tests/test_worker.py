@@ -6,7 +6,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from secantus.server import SecantusDBServer
 
 from shadowproxy.model import Verdict
 from shadowproxy.queue import RedisStream, encode_exchange
@@ -15,6 +14,7 @@ from shadowproxy.store import open_store
 from shadowproxy.worker import WorkerStartupError, open_worker
 from tests.queue.traffic import eventually, exchanges, expected_verdicts
 from tests.servers import RedisServer, free_port
+from tests.store.conftest import start_mongo
 from tests.workers import (
     GROUP,
     StoreLock,
@@ -297,14 +297,7 @@ async def test_claims_and_duplicates_stay_exact_on_mongodb(
 ) -> None:
     """The production store: a dead consumer's entries claimed and a publisher's duplicate
     appends still give every exchange counted once and stored once on MongoDB."""
-    mongo = SecantusDBServer(
-        host="127.0.0.1",
-        port=0,
-        storage_path=":memory:",
-        enable_test_commands=False,
-        ttl_sweep_seconds=1,
-    )
-    mongo.start()
+    mongo = start_mongo()
     try:
         url = f"mongodb://127.0.0.1:{mongo.port}/sp_worker"
         sent = exchanges(30)

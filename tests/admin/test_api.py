@@ -26,6 +26,7 @@ from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store
 from tests.factories import make_comparison, make_request, make_response
 from tests.report.traffic import IMG, JS_URL, SCRIPT, TITLE, Traffic, fill
+from tests.store.conftest import start_mongo
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -365,16 +366,7 @@ async def test_shadow_error_detail_has_no_shadow_body(store: Store, client: Clie
 
 async def test_same_answers_on_mongodb(aiohttp_client: MakeClient, tmp_path: Path) -> None:
     """The API reads only the store contract: SQLite and MongoDB answer alike for one traffic."""
-    from secantus.server import SecantusDBServer
-
-    server = SecantusDBServer(
-        host="127.0.0.1",
-        port=0,
-        storage_path=":memory:",
-        enable_test_commands=False,
-        ttl_sweep_seconds=1,
-    )
-    server.start()
+    server = start_mongo()
     stores = [
         open_store(f"sqlite:///{tmp_path / 'same.db'}"),
         open_store(f"mongodb://127.0.0.1:{server.port}/sp_api_test"),

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from shadowproxy.server import RunningProxy
 from tests.conftest import StartProxy, StartUpstream
 
 HITS = web.AppKey("hits", list[str])
@@ -36,6 +37,19 @@ async def raw_exchange(url: str, request: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(65536), 5)
     finally:
         writer.close()
+
+
+async def assert_refused_and_still_serving(
+    running: RunningProxy, primary: web.Application, shadow: web.Application
+) -> None:
+    """Neither backend saw the refused request, and the proxy still serves the next client."""
+    assert await running.drain(5)
+    assert ([], []) == (primary[HITS], shadow[HITS])
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(running.traffic_url + "/ok") as response,
+    ):
+        assert 200 == response.status
 
 
 @pytest.mark.parametrize(
@@ -72,14 +86,7 @@ async def test_malformed_requests_get_4xx_and_are_not_forwarded(
     )
     answer = await raw_exchange(running.traffic_url, request_bytes)
     assert status == answer.split(b" ", 2)[1]
-    assert await running.drain(5)
-    assert ([], []) == (primary[HITS], shadow[HITS])
-    # ...and the proxy still serves the next client.
-    async with (
-        aiohttp.ClientSession() as client,
-        client.get(running.traffic_url + "/ok") as response,
-    ):
-        assert 200 == response.status
+    await assert_refused_and_still_serving(running, primary, shadow)
 
 
 async def test_chunked_body_over_the_limit_is_413(
