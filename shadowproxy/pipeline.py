@@ -60,7 +60,6 @@ class Pipeline:
         queue_bytes: int = 0,
     ) -> None:
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
-        self._queue_size = queue_size
         self._queue_bytes = queue_bytes
         self.queued_bytes = 0
         """Body bytes held by queued and in-progress exchanges (bounded by ``queue_bytes``)."""
@@ -89,7 +88,7 @@ class Pipeline:
     def has_room(self, pending: int, pending_bytes: int) -> bool:
         """Whether ``pending`` more exchanges holding ``pending_bytes`` (shadow calls already
         started) would still fit: asked before a new shadow call is started."""
-        if self._queue.qsize() + pending >= self._queue_size:
+        if self._queue.qsize() + pending >= self._queue.maxsize:
             return False
         return not self._queue_bytes or self.queued_bytes + pending_bytes < self._queue_bytes
 

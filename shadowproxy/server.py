@@ -276,8 +276,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     )
     governor = Governor(lag_max=s.mirror_lag_max, metrics=runtime.metrics)
     probes = TaskSet("governor")
-    if s.mirror_lag_max:
-        probes.spawn(governor.run())
+    probes.spawn(governor.run())
     async with open_backend(primary_config) as primary, open_backend(shadow_config) as shadow:
         mirror = Mirror(
             shadow,
@@ -285,7 +284,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             capture_max=s.capture_max,
             deliver=runtime.deliver,
             has_room=runtime.has_room,
-            governor=governor if s.mirror_lag_max else None,
+            governor=governor,
             metrics=runtime.metrics,
             breaker=CircuitBreaker(failures=s.breaker_failures, cooldown=s.breaker_cooldown),
             rate_cap=runtime.control.rate_cap if runtime.control else None,

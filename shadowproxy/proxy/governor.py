@@ -70,7 +70,10 @@ class Governor:
             self.share = min(1.0, self.share + INCREASE)
 
     async def run(self) -> None:
-        """Probe the loop for as long as it runs (a task owned by the traffic app)."""
+        """Probe the loop for as long as it runs (a task owned by the traffic app); with
+        ``lag_max`` 0 the governor is off: nothing is probed and the share stays 1."""
+        if not self.lag_max:
+            return
         total = 0.0
         probes = 0
         while True:

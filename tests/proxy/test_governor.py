@@ -107,3 +107,10 @@ async def test_a_saturated_loop_sheds_mirroring_and_recovers(
             assert 200 == response.status
     assert shed == await skipped(client, running)
     assert await running.drain(10)
+
+
+async def test_a_zero_limit_turns_the_governor_off() -> None:
+    governor = Governor(lag_max=0.0)
+    await asyncio.wait_for(governor.run(), 1.0)  # returns at once: nothing to probe
+    assert governor.admit()
+    assert 1.0 == governor.share
