@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
 
-from shadowproxy.memory import give_back_large_buffers
+from shadowproxy.memory import Trimmer
 from shadowproxy.model import Comparison, Exchange
 from shadowproxy.rules import EndpointRules
 from shadowproxy.store.document import RECORDED
@@ -93,7 +93,7 @@ def serve(conn: Connection, policy: RedactionPolicy, niceness: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
-    give_back_large_buffers()
+    trimmer = Trimmer()
     kept: dict[int, EndpointRules] = {}
     while True:
         try:
@@ -114,6 +114,7 @@ def serve(conn: Connection, policy: RedactionPolicy, niceness: int) -> None:
             conn.send_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return  # the serving process stopped waiting (shut down mid-batch)
+        trimmer.maybe()
 
 
 class ComparatorGoneError(Exception):

@@ -30,6 +30,7 @@ from aiohttp.typedefs import Handler
 from shadowproxy.admin.app import FleetView, create_admin_app
 from shadowproxy.control import ControlPlane, open_control_plane, watch_control
 from shadowproxy.fleet import running_fleet, signal_members, supervise
+from shadowproxy.memory import Trimmer
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import Exchange
 from shadowproxy.pipeline import Pipeline
@@ -155,6 +156,7 @@ async def open_runtime(settings: Settings, *, processes: int = 1) -> AsyncIterat
             await pipeline.start()
         if settings.rules is not None:
             background.spawn(rules.watch(), name="rules-watch")
+        background.spawn(Trimmer().run(), name="memory-trim")
         async with open_control_plane(settings, processes=processes) as control:
             watch_control(metrics, control)
             yield Runtime(settings, metrics, rules, store, writer, pipeline, publisher, control)

@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from shadowproxy.comparators import Job, compare_and_redact
+from shadowproxy.memory import Trimmer
 from shadowproxy.metrics import CONTENT_TYPE, Metrics
 from shadowproxy.model import Comparison, Headers, Verdict
 from shadowproxy.queue import (
@@ -560,6 +561,7 @@ async def open_worker(settings: WorkerSettings) -> AsyncIterator[Worker]:
         stack.push_async_callback(background.aclose)
         if base.rules is not None:
             background.spawn(rules.watch(), name="rules-watch")
+        background.spawn(Trimmer().run(), name="memory-trim")
         if settings.metrics_listen is not None:
             app = web.Application()
             app[WORKER] = worker

@@ -8,7 +8,6 @@ import logging
 import sys
 
 from shadowproxy import settings as settings_module
-from shadowproxy.memory import give_back_large_buffers
 from shadowproxy.server import StartupError, serve
 
 
@@ -40,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"shadowproxy: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    give_back_large_buffers()
     try:
         asyncio.run(serve(settings))
     except StartupError as exc:

@@ -11,7 +11,6 @@ from typing import Any
 
 from shadowproxy import settings as settings_module
 from shadowproxy.cli.run import configure_logging
-from shadowproxy.memory import give_back_large_buffers
 from shadowproxy.queue import DEFAULT_STREAM
 from shadowproxy.settings import argument_type, parse_host_port, positive
 from shadowproxy.worker import (
@@ -180,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"shadowproxy worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.base.log_level)
-    give_back_large_buffers()
     try:
         asyncio.run(serve_worker(settings))
     except WorkerStartupError as exc:
