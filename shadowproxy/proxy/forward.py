@@ -33,9 +33,15 @@ _INVENTED = ("Content-Type", "Date", "Server")
 class PassThroughResponse(web.StreamResponse):
     """A StreamResponse that sends the upstream's header set, adding nothing of its own."""
 
-    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+    def __init__(
+        self, *, status: int, reason: str | None, headers: CIMultiDict[str], whole: bool = False
+    ) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
         self._absent = tuple(name for name in _INVENTED if name not in headers)
+        # With the whole body already here (the usual small JSON answer), the headers wait for it
+        # and leave in the same write: one send per response instead of two. A body still on its
+        # way (a stream, SSE) must not hold them back: the client sees the status at once.
+        self._send_headers_immediately = not whole
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
@@ -102,10 +108,12 @@ class Forwarder:
             return ForwardResult(_error_response(502, "502 Bad Gateway"), failure)
 
         async with upstream:
+            content = upstream.content
             response = PassThroughResponse(
                 status=upstream.status,
                 reason=upstream.reason,
                 headers=client_response_headers(upstream.headers.items()),
+                whole=content.is_eof(),
             )
             captured = bytearray()
             # Without a listener there is nothing to compare: keep no copy (a capture that
@@ -113,15 +121,18 @@ class Forwarder:
             truncated = on_captured is None
             try:
                 await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
+                async for chunk in content.iter_any():
                     if not truncated:
                         if len(captured) + len(chunk) <= self.capture_max:
                             captured += chunk
                         else:
                             truncated = True
                             notify(self._response(upstream, captured, started, truncated=True))
-                    await response.write(chunk)
-                await response.write_eof()
+                    if content.at_eof():
+                        await response.write_eof(chunk)  # the last chunk and the end, one write
+                    else:
+                        await response.write(chunk)
+                await response.write_eof()  # nothing left to send unless the body was empty
             except (TimeoutError, aiohttp.ClientError) as exc:
                 # The primary failed mid-body: the client must see a broken response, not a
                 # short one that looks whole.

@@ -240,6 +240,30 @@ async def test_chunked_stream_reaches_client_before_primary_finishes(
     assert (b"data: first\n\n", b"data: last\n\n") == (first, rest)
 
 
+async def test_status_reaches_client_before_the_primary_sends_a_body(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Headers are held back to share a write with the body only when the body is already
+    there: a primary that answers the headers and then thinks is seen answering at once."""
+    release = asyncio.Event()
+
+    async def slow_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)  # the headers leave now, the body later
+        await asyncio.wait_for(release.wait(), 10)
+        await response.write(JSON_BODY)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/slow-body", slow_body)
+    running = await proxy(await upstream(app), await upstream(catalogue()))
+    async with asyncio.timeout(5), client.get(running.traffic_url + "/slow-body") as response:
+        assert (200, False) == (response.status, release.is_set())
+        release.set()
+        assert JSON_BODY == await response.read()
+
+
 async def test_unreachable_primary_is_502(
     upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession, unused_tcp_port: int
 ) -> None:
