@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +33,25 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _COMPARE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+_M = TypeVar("_M", Counter, Histogram)
+
+
+class _Labelled(Generic[_M]):
+    """A metric's children by label values, each looked up once: ``labels()`` checks its
+    arguments and takes a lock on every call, and the serving loop counts several times per
+    request. The label sets are bounded (see above), so is this cache."""
+
+    def __init__(self, metric: _M) -> None:
+        self._metric: _M = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +142,12 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self._comparisons = _Labelled(self.comparisons)
+        self._differences = _Labelled(self.differences)
+        self._critical = _Labelled(self.critical)
+        self._backend_duration = _Labelled(self.backend_duration)
+        self._backend_errors = _Labelled(self.backend_errors)
+        self._skips = _Labelled(self.skips)
         self._probes = _Probes()
         r.register(self._probes)
         ProcessCollector(registry=r)  # RSS, open fds, CPU: what a soak test watches
@@ -130,23 +156,23 @@ class Metrics:
 
     def backend_outcome(self, backend: str, endpoint: str, outcome: Outcome) -> None:
         if isinstance(outcome, BackendError):
-            self.backend_errors.labels(backend, endpoint, outcome.kind.value).inc()
+            self._backend_errors(backend, endpoint, outcome.kind.value).inc()
         else:
-            self.backend_duration.labels(backend, endpoint).observe(outcome.elapsed)
+            self._backend_duration(backend, endpoint).observe(outcome.elapsed)
 
     def skip(self, endpoint: str, reason: SkipReason) -> None:
-        self.skips.labels(endpoint, reason.value).inc()
+        self._skips(endpoint, reason.value).inc()
 
     def consume(self, comparison: Comparison) -> None:
         """Sink interface: count one comparison."""
         endpoint = comparison.exchange.endpoint
-        self.comparisons.labels(endpoint, comparison.verdict.value).inc()
+        self._comparisons(endpoint, comparison.verdict.value).inc()
         for difference in comparison.differences:
-            self.differences.labels(endpoint, difference.kind.value).inc()
+            self._differences(endpoint, difference.kind.value).inc()
         if comparison.critical:
-            self.critical.labels(endpoint).inc()
+            self._critical(endpoint).inc()
         if comparison.verdict is Verdict.SKIPPED:
-            self.skips.labels(endpoint, _reason_label(comparison.reason)).inc()
+            self._skips(endpoint, _reason_label(comparison.reason)).inc()
         self.compare_duration.observe(comparison.duration)
 
     def sink_failed(self, sink: str) -> None:

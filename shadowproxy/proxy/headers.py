@@ -28,15 +28,17 @@ HOP_BY_HOP = frozenset(
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The fields that survive a hop: all but hop-by-hop and those ``Connection`` names."""
-    pairs = list(headers)
-    named = {
-        token.strip().lower()
-        for key, value in pairs
-        if key.lower() == "connection"
-        for token in value.split(",")
-    }
-    drop = HOP_BY_HOP | named
-    return [(key, value) for key, value in pairs if key.lower() not in drop]
+    kept: list[tuple[str, str, str]] = []
+    named: set[str] = set()
+    for key, value in headers:
+        lowered = key.lower()
+        if lowered in HOP_BY_HOP:
+            if lowered == "connection":
+                named.update(token.strip().lower() for token in value.split(","))
+            continue
+        kept.append((lowered, key, value))
+    # One pass for the common case; a second only when Connection named extra fields.
+    return [(key, value) for lowered, key, value in kept if lowered not in named]
 
 
 def upstream_request_headers(

@@ -21,11 +21,11 @@ _HANDSHAKE = (
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
-    connection = request.headers.get("Connection", "").lower()
+    headers = request.headers
     return (
         request.method == "GET"
-        and request.headers.get("Upgrade", "").lower() == "websocket"
-        and "upgrade" in connection
+        and headers.get("Upgrade", "").lower() == "websocket"
+        and "upgrade" in headers.get("Connection", "").lower()
     )
 
 
