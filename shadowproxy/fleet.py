@@ -80,6 +80,7 @@ def resolve_port(where: HostPort) -> int:
 
 def _member_main(settings: Settings, processes: int, report: Connection) -> None:
     """Entry point of a serving process (spawned: nothing inherited but its arguments)."""
+    from shadowproxy.proxy.governor import serving_loop
     from shadowproxy.server import serve
 
     logging.basicConfig(
@@ -88,7 +89,8 @@ def _member_main(settings: Settings, processes: int, report: Connection) -> None
     )
     # Ctrl-C on a terminal reaches the whole process group; the supervisor decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(serve(settings, reuse_port=True, processes=processes, on_ready=report.send))
+    with asyncio.Runner(loop_factory=serving_loop) as runner:
+        runner.run(serve(settings, reuse_port=True, processes=processes, on_ready=report.send))
 
 
 def _start_member(fleet: Fleet, index: int, port: int) -> tuple[Member, Connection]:

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from shadowproxy import settings as settings_module
+from shadowproxy.proxy.governor import serving_loop
 from shadowproxy.server import StartupError, serve
 
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=serving_loop) as runner:
+            runner.run(serve(settings))
     except StartupError as exc:
         print(f"shadowproxy: {exc}", file=sys.stderr)
         return 2

@@ -1,18 +1,23 @@
 """How much mirroring the serving loop can afford right now.
 
 The shadow call and the hand-off to the comparators run on the serving loop, so each mirrored
-request takes loop time that clients could have had. The governor measures the loop's backlog
-(how long a task that yields waits to run again: what every client's next step waits for too)
-and samples mirroring down while the backlog is above ``lag_max``, back up while it is well
-below: multiplicative decrease, additive increase. When the loop is short, mirroring is shed
-first (counted as ``serving_busy``), and forwarding keeps the time.
+request takes loop time that clients could have had. The governor watches two signs that the
+loop is short of time: its backlog (how long a task that yields waits to run again: what every
+client's next step waits for too) above ``lag_max``, and, on a loop made by :func:`serving_loop`,
+the share of wall time it spent working above ``BUSY_MAX`` (a saturated loop can keep each wait
+short and still give clients less: at saturation every mirrored request is a client served
+later). While either holds it samples mirroring down, and back up once both are well clear:
+multiplicative decrease, additive increase. When the loop is short, mirroring is shed first
+(counted as ``serving_busy``), and forwarding keeps the time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import selectors
 import time
+import weakref
 from collections.abc import Callable
 
 from shadowproxy.metrics import Metrics
@@ -27,6 +32,47 @@ INCREASE = 0.05
 """And grows by this after a window under a quarter of it (full again within 2 s)."""
 FLOOR = 0.01
 """The share never falls below this: a saturated proxy still compares some traffic."""
+BUSY_MAX = 0.9
+"""Share of wall time the loop may spend working before mirroring is sampled down."""
+BUSY_CLEAR = 0.75
+"""And below which it may grow again."""
+
+
+class IdleSelector(selectors.DefaultSelector):
+    """The platform's selector, adding up the time the loop waited with nothing to do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout <= 0:
+            return super().select(timeout)  # work is waiting: a poll, not idleness
+        started = time.perf_counter()
+        try:
+            return super().select(timeout)
+        finally:
+            self.idle += time.perf_counter() - started
+
+
+_IDLE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdleSelector] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def idle_seconds(loop: asyncio.AbstractEventLoop) -> float | None:
+    """Seconds ``loop`` has waited with nothing to do; ``None`` unless :func:`serving_loop` made
+    it."""
+    selector = _IDLE.get(loop)
+    return selector.idle if selector is not None else None
+
+
+def serving_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose idle time the governor can read (``asyncio.Runner(loop_factory=)``)."""
+    selector = IdleSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    _IDLE[loop] = selector
+    return loop
 
 
 class Governor:
@@ -43,6 +89,8 @@ class Governor:
         self.share = 1.0
         self.lag = 0.0
         """The backlog measured over the last window, in seconds."""
+        self.busy = 0.0
+        """Share of the last window's wall time the loop spent working (0 when not known)."""
         self._draw = draw
         if metrics is not None:
             metrics.gauge(
@@ -56,17 +104,23 @@ class Governor:
                 "Serving-loop backlog: how long a yielding task waits to run again.",
                 lambda: self.lag,
             )
+            metrics.gauge(
+                "loop_busy_ratio",
+                "Share of wall time the serving loop spent working (not waiting for events).",
+                lambda: self.busy,
+            )
 
     def admit(self) -> bool:
         """Whether this request may be mirrored."""
         return self.share >= 1.0 or self._draw() < self.share
 
-    def observe(self, lag: float) -> None:
-        """Adjust the share to one window's mean backlog."""
+    def observe(self, lag: float, busy: float = 0.0) -> None:
+        """Adjust the share to one window's mean backlog and busy share."""
         self.lag = lag
-        if lag > self.lag_max:
+        self.busy = busy
+        if lag > self.lag_max or busy > BUSY_MAX:
             self.share = max(FLOOR, self.share * DECREASE)
-        elif lag < self.lag_max / 4:
+        elif lag < self.lag_max / 4 and busy < BUSY_CLEAR:
             self.share = min(1.0, self.share + INCREASE)
 
     async def run(self) -> None:
@@ -74,15 +128,25 @@ class Governor:
         ``lag_max`` 0 the governor is off: nothing is probed and the share stays 1."""
         if not self.lag_max:
             return
+        selector = _IDLE.get(asyncio.get_running_loop())
         total = 0.0
         probes = 0
+        window_start = time.perf_counter()
+        idle_start = selector.idle if selector is not None else 0.0
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
             started = time.perf_counter()
             await asyncio.sleep(0)  # back at the end of the loop's queue
-            total += time.perf_counter() - started
+            now = time.perf_counter()
+            total += now - started
             probes += 1
             if probes == WINDOW:
-                self.observe(total / probes)
+                busy = 0.0
+                if selector is not None:
+                    idle = selector.idle - idle_start
+                    busy = max(0.0, 1.0 - idle / (now - window_start))
+                    idle_start = selector.idle
+                self.observe(total / probes, busy)
                 total = 0.0
                 probes = 0
+                window_start = now

@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shadowproxy.proxy.governor import FLOOR, Governor
+from shadowproxy.proxy.governor import BUSY_MAX, FLOOR, Governor, idle_seconds, serving_loop
 from shadowproxy.server import RunningProxy
+from shadowproxy.tasks import TaskSet
 from tests.conftest import StartProxy, StartUpstream
 
 
@@ -27,6 +28,71 @@ def test_share_falls_fast_while_over_the_limit_and_recovers_slowly() -> None:
     for _ in range(30):
         governor.observe(0.0001)
     assert 1.0 == governor.share
+
+
+def test_a_busy_loop_sheds_even_when_each_wait_is_short() -> None:
+    governor = Governor(lag_max=0.001)
+    for _ in range(5):
+        governor.observe(0.0001, busy=0.97)
+    assert 0.7**5 == pytest.approx(governor.share)
+    governor.observe(0.0001, busy=0.8)  # under the limit, not yet clear of it: held
+    assert 0.7**5 == pytest.approx(governor.share)
+    for _ in range(30):
+        governor.observe(0.0001, busy=0.5)
+    assert 1.0 == governor.share
+
+
+async def work(seconds: float, each: float) -> None:
+    """Keep the loop working for ``seconds``, yielding every ``each`` seconds."""
+    deadline = time.perf_counter() + seconds
+    while (now := time.perf_counter()) < deadline:
+        slice_end = now + each
+        while time.perf_counter() < slice_end:
+            pass
+        await asyncio.sleep(0)
+
+
+def test_the_serving_loop_counts_the_time_it_waited() -> None:
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+
+        def idle() -> float:
+            seconds = idle_seconds(loop)
+            assert seconds is not None
+            return seconds
+
+        before = idle()
+        await asyncio.sleep(0.2)  # nothing else to do: all of it idle
+        waited = idle() - before
+        before = idle()
+        await work(0.2, 0.001)  # working: none of it idle
+        return waited, idle() - before
+
+    with asyncio.Runner(loop_factory=serving_loop) as runner:
+        waited, working = runner.run(main())
+    assert waited >= 0.18
+    assert working < 0.02
+
+
+def test_a_loop_kept_busy_in_short_slices_sheds_and_recovers() -> None:
+    """Work in 0.2 ms slices keeps every wait far under the 1 ms lag limit, yet leaves the loop
+    no idle time: the busy share takes mirroring down, and back up once the work stops."""
+
+    async def main() -> tuple[float, float, float]:
+        governor = Governor(lag_max=0.001)
+        probe = TaskSet("governor")
+        probe.spawn(governor.run())
+        await work(1.5, 0.0002)
+        saturated, busy = governor.share, governor.busy
+        await asyncio.sleep(2.5)
+        await probe.aclose()
+        return saturated, busy, governor.share
+
+    with asyncio.Runner(loop_factory=serving_loop) as runner:
+        saturated, busy, recovered = runner.run(main())
+    assert busy > BUSY_MAX
+    assert saturated < 0.1
+    assert 1.0 == recovered
 
 
 def test_admission_follows_the_share() -> None:
@@ -107,6 +173,10 @@ async def test_a_saturated_loop_sheds_mirroring_and_recovers(
             assert 200 == response.status
     assert shed == await skipped(client, running)
     assert await running.drain(10)
+
+
+async def test_a_loop_of_another_making_has_no_idle_reading() -> None:
+    assert idle_seconds(asyncio.get_running_loop()) is None
 
 
 async def test_a_zero_limit_turns_the_governor_off() -> None:
