@@ -434,7 +434,7 @@ OPTIONS: tuple[Option, ...] = (
         parse_non_negative,
         "Serving-loop backlog in seconds past which mirroring is sampled down so clients keep "
         "the loop's time; it is also sampled down while the loop is busy over nine tenths of "
-        "the time (default 0.001; 0 = never).",
+        "the time or the CPUs are full (default 0.001; 0 = never).",
         "SECONDS",
     ),
     Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),

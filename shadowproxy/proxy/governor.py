@@ -1,14 +1,21 @@
 """How much mirroring the serving loop can afford right now.
 
 The shadow call and the hand-off to the comparators run on the serving loop, so each mirrored
-request takes loop time that clients could have had. The governor watches two signs that the
-loop is short of time: its backlog (how long a task that yields waits to run again: what every
-client's next step waits for too) above ``lag_max``, and, on a loop made by :func:`serving_loop`,
-the share of wall time it spent working above ``BUSY_MAX`` (a saturated loop can keep each wait
-short and still give clients less: at saturation every mirrored request is a client served
-later). While either holds it samples mirroring down, and back up once both are well clear:
-multiplicative decrease, additive increase. When the loop is short, mirroring is shed first
-(counted as ``serving_busy``), and forwarding keeps the time.
+request takes loop time that clients could have had, and the comparators take CPU. The governor
+watches three signs that time is short:
+
+- the loop's backlog (how long a task that yields waits to run again: what every client's next
+  step waits for too) above ``lag_max``;
+- on a loop made by :func:`serving_loop`, the share of wall time it spent working above
+  ``BUSY_MAX`` (a saturated loop can keep each wait short and still give clients less: at
+  saturation every mirrored request is a client served later);
+- the machine's CPU pressure (Linux PSI: the share of time some task waited for a CPU) above
+  ``PRESSURE_MAX``: the cores are full, and the comparators and other serving processes compete
+  with forwarding for them.
+
+While any holds it samples mirroring down, and back up once all are well clear: multiplicative
+decrease, additive increase. When time is short, mirroring is shed first (counted as
+``serving_busy``), and forwarding keeps the time.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import selectors
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 from shadowproxy.metrics import Metrics
 
@@ -36,6 +44,26 @@ BUSY_MAX = 0.9
 """Share of wall time the loop may spend working before mirroring is sampled down."""
 BUSY_CLEAR = 0.75
 """And below which it may grow again."""
+PRESSURE_MAX = 0.3
+"""Share of wall time some task waited for a CPU past which mirroring is sampled down."""
+PRESSURE_CLEAR = 0.2
+"""And below which it may grow again."""
+PSI_CPU = Path("/proc/pressure/cpu")
+
+
+def cpu_stall_seconds(path: Path = PSI_CPU) -> float | None:
+    """Seconds, since boot, that some task waited for a CPU; ``None`` where the kernel does not
+    say (no PSI)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for field in line.split():
+                if field.startswith("total="):
+                    return int(field.removeprefix("total=")) / 1e6
+    return None
 
 
 class IdleSelector(selectors.DefaultSelector):
@@ -84,6 +112,7 @@ class Governor:
         lag_max: float,
         metrics: Metrics | None = None,
         draw: Callable[[], float] = random.random,
+        stall: Callable[[], float | None] = cpu_stall_seconds,
     ) -> None:
         self.lag_max = lag_max
         self.share = 1.0
@@ -91,7 +120,10 @@ class Governor:
         """The backlog measured over the last window, in seconds."""
         self.busy = 0.0
         """Share of the last window's wall time the loop spent working (0 when not known)."""
+        self.pressure = 0.0
+        """Share of the last window some task waited for a CPU (0 when not known)."""
         self._draw = draw
+        self._stall = stall
         if metrics is not None:
             metrics.gauge(
                 "mirror_share",
@@ -109,18 +141,24 @@ class Governor:
                 "Share of wall time the serving loop spent working (not waiting for events).",
                 lambda: self.busy,
             )
+            metrics.gauge(
+                "cpu_pressure_ratio",
+                "Share of wall time some task on the machine waited for a CPU (Linux PSI).",
+                lambda: self.pressure,
+            )
 
     def admit(self) -> bool:
         """Whether this request may be mirrored."""
         return self.share >= 1.0 or self._draw() < self.share
 
-    def observe(self, lag: float, busy: float = 0.0) -> None:
-        """Adjust the share to one window's mean backlog and busy share."""
+    def observe(self, lag: float, busy: float = 0.0, pressure: float = 0.0) -> None:
+        """Adjust the share to one window's mean backlog, busy share and CPU pressure."""
         self.lag = lag
         self.busy = busy
-        if lag > self.lag_max or busy > BUSY_MAX:
+        self.pressure = pressure
+        if lag > self.lag_max or busy > BUSY_MAX or pressure > PRESSURE_MAX:
             self.share = max(FLOOR, self.share * DECREASE)
-        elif lag < self.lag_max / 4 and busy < BUSY_CLEAR:
+        elif lag < self.lag_max / 4 and busy < BUSY_CLEAR and pressure < PRESSURE_CLEAR:
             self.share = min(1.0, self.share + INCREASE)
 
     async def run(self) -> None:
@@ -133,6 +171,7 @@ class Governor:
         probes = 0
         window_start = time.perf_counter()
         idle_start = selector.idle if selector is not None else 0.0
+        stall_start = self._stall()
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
             started = time.perf_counter()
@@ -141,12 +180,16 @@ class Governor:
             total += now - started
             probes += 1
             if probes == WINDOW:
-                busy = 0.0
+                wall = now - window_start
+                busy = pressure = 0.0
                 if selector is not None:
-                    idle = selector.idle - idle_start
-                    busy = max(0.0, 1.0 - idle / (now - window_start))
+                    busy = max(0.0, 1.0 - (selector.idle - idle_start) / wall)
                     idle_start = selector.idle
-                self.observe(total / probes, busy)
+                stall = self._stall()
+                if stall is not None and stall_start is not None:
+                    pressure = min(1.0, max(0.0, (stall - stall_start) / wall))
+                stall_start = stall
+                self.observe(total / probes, busy, pressure)
                 total = 0.0
                 probes = 0
                 window_start = now

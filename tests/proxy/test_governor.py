@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from shadowproxy.proxy.governor import BUSY_MAX, FLOOR, Governor, idle_seconds, serving_loop
+from shadowproxy.proxy.governor import (
+    BUSY_MAX,
+    FLOOR,
+    PRESSURE_MAX,
+    Governor,
+    cpu_stall_seconds,
+    idle_seconds,
+    serving_loop,
+)
 from shadowproxy.server import RunningProxy
 from shadowproxy.tasks import TaskSet
 from tests.conftest import StartProxy, StartUpstream
@@ -52,6 +63,66 @@ async def work(seconds: float, each: float) -> None:
         await asyncio.sleep(0)
 
 
+def test_full_cores_shed_even_when_the_loop_keeps_up() -> None:
+    governor = Governor(lag_max=0.001)
+    governor.observe(0.0001, busy=0.3, pressure=0.6)
+    assert 0.7 == pytest.approx(governor.share)
+    governor.observe(0.0001, busy=0.3, pressure=0.25)  # under the limit, not clear: held
+    assert 0.7 == pytest.approx(governor.share)
+    for _ in range(10):
+        governor.observe(0.0001, busy=0.3, pressure=0.05)
+    assert 1.0 == governor.share
+
+
+def test_cpu_stall_is_read_from_the_kernels_pressure_file(tmp_path: Path) -> None:
+    psi = tmp_path / "cpu"
+    psi.write_text(
+        "some avg10=1.50 avg60=0.80 avg300=0.20 total=2500000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    )
+    assert 2.5 == cpu_stall_seconds(psi)
+    assert cpu_stall_seconds(tmp_path / "absent") is None
+
+
+def spin(seconds: float) -> None:
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+
+@pytest.mark.skipif(cpu_stall_seconds() is None, reason="the kernel reports no CPU pressure")
+def test_more_runnable_processes_than_cores_shed_mirroring() -> None:
+    """Real pressure: two more spinning processes than there are cores. The serving loop itself
+    is idle (no backlog, no busy share), yet mirroring is sampled down."""
+
+    async def main() -> tuple[float, float]:
+        governor = Governor(lag_max=0.001)
+        probe = TaskSet("governor")
+        probe.spawn(governor.run())
+        context = multiprocessing.get_context("spawn")
+        spinners = [
+            context.Process(target=spin, args=(2.5,)) for _ in range((os.cpu_count() or 1) + 2)
+        ]
+        for spinner in spinners:
+            spinner.start()
+        try:
+            lowest, highest = 1.0, 0.0
+            deadline = time.perf_counter() + 2.0
+            while time.perf_counter() < deadline:
+                await asyncio.sleep(0.1)
+                lowest = min(lowest, governor.share)
+                highest = max(highest, governor.pressure)
+        finally:
+            for spinner in spinners:
+                spinner.join(10)
+            await probe.aclose()
+        return lowest, highest
+
+    lowest, highest = asyncio.run(main())
+    assert highest > PRESSURE_MAX
+    assert lowest < 0.5
+
+
 def test_the_serving_loop_counts_the_time_it_waited() -> None:
     async def main() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
@@ -79,7 +150,7 @@ def test_a_loop_kept_busy_in_short_slices_sheds_and_recovers() -> None:
     no idle time: the busy share takes mirroring down, and back up once the work stops."""
 
     async def main() -> tuple[float, float, float]:
-        governor = Governor(lag_max=0.001)
+        governor = Governor(lag_max=0.001, stall=lambda: None)  # the loop's signals alone
         probe = TaskSet("governor")
         probe.spawn(governor.run())
         await work(1.5, 0.0002)
