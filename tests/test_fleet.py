@@ -76,6 +76,10 @@ async def fleet(
             f"sqlite:///{tmp_path / 'fleet.db'}",
             "--store-flush-interval",
             "0.05",
+            # Every request must be compared: no shedding for a test machine busy starting the
+            # fleet (the governor is tested in tests/proxy/test_governor.py).
+            "--mirror-lag-max",
+            "0",
         ],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,

@@ -57,6 +57,8 @@ async def proxy_process(
         sys.executable, "-m", "shadowproxy", "run",
         "--primary", primary, "--shadow", shadow,
         "--listen", f"127.0.0.1:{listen}", "--admin-listen", f"127.0.0.1:{admin}",
+        # These tests count comparisons: the governor must not shed any for a busy test machine.
+        "--mirror-lag-max", "0",
         *args,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWPROXY_")}
