@@ -212,15 +212,28 @@ def _reason_label(reason: str) -> str:
     return token if token.replace("_", "").isalpha() and len(token) <= 32 else "other"
 
 
+AVERAGED = frozenset(
+    {
+        "shadowproxy_mirror_share",
+        "shadowproxy_loop_lag_seconds",
+        "shadowproxy_loop_busy_ratio",
+        "shadowproxy_cpu_pressure_ratio",
+    }
+)
+"""The governor's gauges: each describes its own process (a share, a ratio, a backlog), so the
+fleet's value is their mean, not their sum."""
+
+
 def merge_expositions(texts: Iterable[str]) -> bytes:
     """Sum several processes' expositions into one (``--workers N``: one /metrics for all).
 
     Counters, histogram buckets and sums add up across processes; so do the levels (queue depth,
-    in-flight calls are per process, the fleet's is their sum). ``_created`` timestamps cannot be
-    summed and are left out.
+    in-flight calls are per process, the fleet's is their sum), except the :data:`AVERAGED`
+    ones. ``_created`` timestamps cannot be summed and are left out.
     """
     families: dict[str, tuple[str, str]] = {}
     samples: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+    seen: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
             if family.name.endswith("_created"):
@@ -231,6 +244,10 @@ def merge_expositions(texts: Iterable[str]) -> bytes:
                     continue
                 key = (family.name, sample.name, tuple(sorted(sample.labels.items())))
                 samples[key] = samples.get(key, 0.0) + sample.value
+                seen[key] = seen.get(key, 0) + 1
+    for key in samples:
+        if key[0] in AVERAGED:
+            samples[key] /= seen[key]
     lines: list[str] = []
     for name, (kind, documentation) in families.items():
         exposed = f"{name}_total" if kind == "counter" else name

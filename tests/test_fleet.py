@@ -37,6 +37,24 @@ def test_merge_sums_counters_and_histograms() -> None:
     assert "# TYPE shadowproxy_comparisons_total counter" in merged
 
 
+def test_merge_averages_the_governors_shares_and_ratios() -> None:
+    """A share or a ratio per serving process does not add up: two processes each mirroring
+    half their requests mirror half, not all, of the fleet's."""
+    lines = [
+        ("shadowproxy_mirror_share", "0.5", "0.25"),
+        ("shadowproxy_loop_busy_ratio", "0.9", "0.7"),
+        ("shadowproxy_cpu_pressure_ratio", "0.4", "0.4"),
+        ("shadowproxy_loop_lag_seconds", "0.002", "0.001"),
+    ]
+    one = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {a}\n" for n, a, _ in lines)
+    two = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {b}\n" for n, _, b in lines)
+    merged = merge_expositions([one, two]).decode()
+    assert "shadowproxy_mirror_share 0.375" in merged
+    assert "shadowproxy_loop_busy_ratio 0.8" in merged
+    assert "shadowproxy_cpu_pressure_ratio 0.4" in merged
+    assert "shadowproxy_loop_lag_seconds 0.0015" in merged
+
+
 def json_backend() -> web.Application:
     async def title(request: web.Request) -> web.Response:
         return web.json_response(
