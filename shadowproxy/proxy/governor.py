@@ -1,4 +1,4 @@
-"""How much mirroring the serving loop can afford right now.
+"""How much mirroring the serving process can afford right now.
 
 The shadow call and the hand-off to the comparators run on the serving loop, so each mirrored
 request takes loop time that clients could have had, and the comparators take CPU. The governor
