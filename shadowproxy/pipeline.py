@@ -8,7 +8,8 @@
 
 Comparing a 300 KB body takes milliseconds of CPU; on the serving loop that would stall every
 client, so comparisons run in comparator processes (``shadowproxy.comparators``). The queue is
-bounded by count and by body bytes, and the mirror asks for room *before* it calls the shadow:
+bounded by count and by body bytes (a :class:`Budget` over what waits and what is being
+compared), and the mirror asks for room *before* it calls the shadow:
 when the comparators cannot keep up, new requests are not mirrored at all (shed and counted as
 ``queue_full``), so a backlog costs neither a shadow call nor memory. A crashed comparator
 process is replaced and the exchanges it held are counted as skipped.
@@ -22,6 +23,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 
+from shadowproxy.budget import Budget
 from shadowproxy.comparators import ComparatorGoneError, ComparatorProcess, Failure, Job
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import Comparison, Exchange, SkipReason, Verdict
@@ -59,10 +61,9 @@ class Pipeline:
         metrics: Metrics,
         queue_bytes: int = 0,
     ) -> None:
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
-        self._queue_bytes = queue_bytes
-        self.queued_bytes = 0
-        """Body bytes held by queued and in-progress exchanges (bounded by ``queue_bytes``)."""
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()  # bounded by the budget
+        self.budget = Budget(queue_size, queue_bytes)
+        """Exchanges queued or being compared, and their body bytes."""
         self._comparators = comparators
         self._sinks = tuple(sinks)
         self._redaction = redaction
@@ -78,7 +79,9 @@ class Pipeline:
         metrics.gauge("queue_depth", "Exchanges waiting for a comparator.", self._queue.qsize)
         metrics.gauge("comparisons_in_progress", "Exchanges being compared.", lambda: self.busy)
         metrics.gauge(
-            "queue_bytes", "Body bytes held by queued exchanges.", lambda: self.queued_bytes
+            "queue_bytes",
+            "Body bytes held by queued exchanges.",
+            lambda: self.budget.held_bytes,
         )
 
     @property
@@ -86,23 +89,16 @@ class Pipeline:
         return self._queue.qsize()
 
     def has_room(self, pending: int, pending_bytes: int) -> bool:
-        """Whether ``pending`` more exchanges holding ``pending_bytes`` (shadow calls already
-        started) would still fit: asked before a new shadow call is started."""
-        if self._queue.qsize() + pending >= self._queue.maxsize:
-            return False
-        return not self._queue_bytes or self.queued_bytes + pending_bytes < self._queue_bytes
+        """See :meth:`Budget.has_room`."""
+        return self.budget.has_room(pending, pending_bytes)
 
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
         """Queue an exchange for comparison; ``False`` (and counted) when the queue is full,
         by count or by the bytes its bodies hold."""
         size = exchange.body_bytes
-        if self._queue_bytes and self.queued_bytes + size > self._queue_bytes:
+        if not self.budget.take(size):
             return self._drop(exchange)
-        try:
-            self._queue.put_nowait(Job(exchange, rules, ruleset_version, size))
-        except asyncio.QueueFull:
-            return self._drop(exchange)
-        self.queued_bytes += size
+        self._queue.put_nowait(Job(exchange, rules, ruleset_version, size))
         return True
 
     def _drop(self, exchange: Exchange) -> bool:
@@ -139,7 +135,7 @@ class Pipeline:
             finally:
                 self.busy -= len(batch)
                 for job in batch:
-                    self.queued_bytes -= job.size
+                    self.budget.release(job.size)
                     self._queue.task_done()
 
     async def _compare(self, slot: int, batch: list[Job]) -> list[Comparison]:

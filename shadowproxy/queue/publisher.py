@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from shadowproxy.budget import Budget
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import Exchange, SkipReason
 from shadowproxy.queue.codec import QueueCodecError, encode_exchange
@@ -79,9 +80,7 @@ class StreamPublisher:
         ``ValueError`` for a malformed URL; connects lazily (Redis may be down at start-up)."""
         self._stream = RedisStream(url, stream)
         self._maxlen = maxlen
-        self._capacity = buffer
-        self._capacity_bytes = buffer_bytes
-        self._buffered_bytes = 0
+        self._budget = Budget(buffer, buffer_bytes)
         self._batch = batch
         self._metrics = metrics
         self._retry_max = retry_max
@@ -103,13 +102,8 @@ class StreamPublisher:
         return len(self._buffer)
 
     def has_room(self, pending: int, pending_bytes: int) -> bool:
-        """Whether ``pending`` more exchanges holding ``pending_bytes`` (shadow calls already
-        started) would still fit the buffer: asked before a new shadow call is started."""
-        if len(self._buffer) + pending >= self._capacity:
-            return False
-        return (
-            not self._capacity_bytes or self._buffered_bytes + pending_bytes < self._capacity_bytes
-        )
+        """See :meth:`Budget.has_room`."""
+        return self._budget.has_room(pending, pending_bytes)
 
     def submit(self, exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> bool:
         """Buffer an exchange for publishing; ``False`` (and counted) when the buffer is full, by
@@ -119,15 +113,12 @@ class StreamPublisher:
         """
         del rules
         size = exchange.body_bytes
-        if len(self._buffer) >= self._capacity or (
-            self._capacity_bytes and self._buffered_bytes + size > self._capacity_bytes
-        ):
+        if not self._budget.take(size):
             self._dropped += 1
             if self._metrics is not None:
                 self._metrics.skip(exchange.endpoint, SkipReason.QUEUE_FULL)
             return False
         self._buffer.append((exchange, ruleset_version, size))
-        self._buffered_bytes += size
         self._wake.set()
         return True
 
@@ -165,7 +156,7 @@ class StreamPublisher:
             if not self._connected:
                 log.info("queue: Redis is back, publishing the %d buffered", len(self._buffer))
             for _ in encoded:
-                self._buffered_bytes -= self._buffer.popleft()[2]
+                self._budget.release(self._buffer.popleft()[2])
             self._published += len(encoded)
             self._batches += 1
             self._trimmed += trimmed
@@ -190,7 +181,7 @@ class StreamPublisher:
             except QueueCodecError as exc:
                 log.error("queue: dropping exchange: %s", exc)
                 del self._buffer[index]
-                self._buffered_bytes -= size
+                self._budget.release(size)
                 self._dropped += 1
                 continue
             encoded.append(fields)
@@ -217,7 +208,7 @@ class StreamPublisher:
         if left:
             self._dropped += left
             self._buffer.clear()
-            self._buffered_bytes = 0
+            self._budget.clear()
             log.warning("shutdown: %d exchanges were not published to the queue", left)
         await self._stream.aclose()
         return left
@@ -225,7 +216,7 @@ class StreamPublisher:
     def stats(self) -> PublisherStats:
         return PublisherStats(
             buffered=len(self._buffer),
-            buffered_bytes=self._buffered_bytes,
+            buffered_bytes=self._budget.held_bytes,
             published=self._published,
             batches=self._batches,
             dropped=self._dropped,
@@ -243,7 +234,7 @@ class StreamPublisher:
         metrics.gauge(
             "stream_buffered_bytes",
             "Body bytes held by exchanges buffered for the Redis stream.",
-            lambda: float(self._buffered_bytes),
+            lambda: float(self._budget.held_bytes),
         )
         metrics.gauge(
             "stream_up",
