@@ -276,7 +276,11 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         max_connections=s.shadow_max_in_flight,
         tls_verify=s.tls_verify,
     )
-    governor = Governor(lag_max=s.mirror_lag_max, metrics=runtime.metrics)
+    governor = Governor(
+        lag_max=s.mirror_lag_max,
+        pressure_max=s.mirror_cpu_pressure_max,
+        metrics=runtime.metrics,
+    )
     probes = TaskSet("governor")
     probes.spawn(governor.run())
     async with open_backend(primary_config) as primary, open_backend(shadow_config) as shadow:

@@ -86,6 +86,7 @@ class Settings:
     breaker_failures: int = 20
     breaker_cooldown: float = 30.0
     mirror_lag_max: float = 0.001
+    mirror_cpu_pressure_max: float = 0.3
 
 
 # --- parsing of single values -------------------------------------------------------------------
@@ -296,8 +297,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "queue_size",
         positive(int),
-        "Exchanges waiting for the comparator; when full, new ones are dropped and counted "
-        "(default 1000).",
+        "Exchanges waiting for or in the comparators; past it new requests are not mirrored, "
+        "and are counted (default 1000).",
         "N",
     ),
     Option(
@@ -436,6 +437,14 @@ OPTIONS: tuple[Option, ...] = (
         "the loop's time; it is also sampled down while the loop is busy over nine tenths of "
         "the time or the CPUs are full (default 0.001; 0 = never).",
         "SECONDS",
+    ),
+    Option(
+        "mirror_cpu_pressure_max",
+        parse_non_negative,
+        "Share of time some task on the machine may wait for a CPU (Linux PSI) before mirroring "
+        "is sampled down (default 0.3; 0 = ignore CPU pressure, e.g. on a host whose other "
+        "tenants keep it high).",
+        "RATIO",
     ),
     Option("log_level", parse_log_level, "debug, info, warning or error (default info).", "LEVEL"),
 )

@@ -10,7 +10,7 @@ watches three signs that time is short:
   ``BUSY_MAX`` (a saturated loop can keep each wait short and still give clients less: at
   saturation every mirrored request is a client served later);
 - the machine's CPU pressure (Linux PSI: the share of time some task waited for a CPU) above
-  ``PRESSURE_MAX``: the cores are full, and the comparators and other serving processes compete
+  ``pressure_max``: the cores are full, and the comparators and other serving processes compete
   with forwarding for them.
 
 While any holds it samples mirroring down, and back up once all are well clear: multiplicative
@@ -45,9 +45,9 @@ BUSY_MAX = 0.9
 BUSY_CLEAR = 0.75
 """And below which it may grow again."""
 PRESSURE_MAX = 0.3
-"""Share of wall time some task waited for a CPU past which mirroring is sampled down."""
-PRESSURE_CLEAR = 0.2
-"""And below which it may grow again."""
+"""Default share of wall time some task may wait for a CPU before mirroring is sampled down."""
+PRESSURE_CLEAR = 2 / 3
+"""Below this part of the limit the share may grow again."""
 PSI_CPU = Path("/proc/pressure/cpu")
 
 
@@ -110,11 +110,14 @@ class Governor:
         self,
         *,
         lag_max: float,
+        pressure_max: float = PRESSURE_MAX,
         metrics: Metrics | None = None,
         draw: Callable[[], float] = random.random,
         stall: Callable[[], float | None] = cpu_stall_seconds,
     ) -> None:
         self.lag_max = lag_max
+        self.pressure_max = pressure_max
+        """0: CPU pressure is not read."""
         self.share = 1.0
         self.lag = 0.0
         """The backlog measured over the last window, in seconds."""
@@ -123,7 +126,7 @@ class Governor:
         self.pressure = 0.0
         """Share of the last window some task waited for a CPU (0 when not known)."""
         self._draw = draw
-        self._stall = stall
+        self._stall = stall if pressure_max else lambda: None
         if metrics is not None:
             metrics.gauge(
                 "mirror_share",
@@ -156,9 +159,14 @@ class Governor:
         self.lag = lag
         self.busy = busy
         self.pressure = pressure
-        if lag > self.lag_max or busy > BUSY_MAX or pressure > PRESSURE_MAX:
+        pressed = bool(self.pressure_max) and pressure > self.pressure_max
+        if lag > self.lag_max or busy > BUSY_MAX or pressed:
             self.share = max(FLOOR, self.share * DECREASE)
-        elif lag < self.lag_max / 4 and busy < BUSY_CLEAR and pressure < PRESSURE_CLEAR:
+        elif (
+            lag < self.lag_max / 4
+            and busy < BUSY_CLEAR
+            and (not self.pressure_max or pressure < self.pressure_max * PRESSURE_CLEAR)
+        ):
             self.share = min(1.0, self.share + INCREASE)
 
     async def run(self) -> None:

@@ -74,6 +74,12 @@ def test_full_cores_shed_even_when_the_loop_keeps_up() -> None:
     assert 1.0 == governor.share
 
 
+def test_a_zero_pressure_limit_ignores_cpu_pressure() -> None:
+    governor = Governor(lag_max=0.001, pressure_max=0.0)
+    governor.observe(0.0001, busy=0.3, pressure=0.95)
+    assert 1.0 == governor.share
+
+
 def test_cpu_stall_is_read_from_the_kernels_pressure_file(tmp_path: Path) -> None:
     psi = tmp_path / "cpu"
     psi.write_text(
