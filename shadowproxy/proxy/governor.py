@@ -9,9 +9,9 @@ watches three signs that time is short:
 - on a loop made by :func:`serving_loop`, the share of wall time it spent working above
   ``BUSY_MAX`` (a saturated loop can keep each wait short and still give clients less: at
   saturation every mirrored request is a client served later);
-- the machine's CPU pressure (Linux PSI: the share of time some task waited for a CPU) above
-  ``pressure_max``: the cores are full, and the comparators and other serving processes compete
-  with forwarding for them.
+- CPU pressure (Linux PSI: the share of time some task waited for a CPU; this process's cgroup's
+  where cgroup v2 gives one, else the machine's) above ``pressure_max``: the cores are full, and
+  the comparators and other serving processes compete with forwarding for them.
 
 While any holds it samples mirroring down, and back up once all are well clear: multiplicative
 decrease, additive increase. When time is short, mirroring is shed first (counted as
@@ -49,6 +49,29 @@ PRESSURE_MAX = 0.3
 PRESSURE_CLEAR = 2 / 3
 """Below this part of the limit the share may grow again."""
 PSI_CPU = Path("/proc/pressure/cpu")
+"""The machine's CPU pressure."""
+CGROUP_MOUNTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
+"""Where cgroup v2 is mounted: alone, or beside v1 (a hybrid host)."""
+
+
+def pressure_file(
+    own: Path = Path("/proc/self/cgroup"), mounts: tuple[Path, ...] = CGROUP_MOUNTS
+) -> Path:
+    """The CPU pressure that speaks for this process: its own cgroup's where cgroup v2 gives one
+    (in a container, its own; a neighbour's load counts only when it makes our tasks wait), else
+    the machine's."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        return PSI_CPU
+    for line in lines:
+        if line.startswith("0::"):
+            relative = line.removeprefix("0::").lstrip("/")
+            for mount in mounts:
+                candidate = mount / relative / "cpu.pressure"
+                if candidate.is_file():
+                    return candidate
+    return PSI_CPU
 
 
 def cpu_stall_seconds(path: Path = PSI_CPU) -> float | None:
@@ -103,6 +126,10 @@ def serving_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def _no_reading() -> None:
+    return None
+
+
 class Governor:
     """The share of mirror-eligible requests that are mirrored (1.0 while the loop keeps up)."""
 
@@ -113,8 +140,10 @@ class Governor:
         pressure_max: float = PRESSURE_MAX,
         metrics: Metrics | None = None,
         draw: Callable[[], float] = random.random,
-        stall: Callable[[], float | None] = cpu_stall_seconds,
+        stall: Callable[[], float | None] | None = None,
     ) -> None:
+        """``stall``: cumulative seconds some task waited for a CPU (default: read from
+        :func:`pressure_file`)."""
         self.lag_max = lag_max
         self.pressure_max = pressure_max
         """0: CPU pressure is not read."""
@@ -126,7 +155,13 @@ class Governor:
         self.pressure = 0.0
         """Share of the last window some task waited for a CPU (0 when not known)."""
         self._draw = draw
-        self._stall = stall if pressure_max else lambda: None
+        if stall is None:
+            path = pressure_file()
+
+            def stall() -> float | None:
+                return cpu_stall_seconds(path)
+
+        self._stall: Callable[[], float | None] = stall if pressure_max else _no_reading
         if metrics is not None:
             metrics.gauge(
                 "mirror_share",
@@ -146,7 +181,8 @@ class Governor:
             )
             metrics.gauge(
                 "cpu_pressure_ratio",
-                "Share of wall time some task on the machine waited for a CPU (Linux PSI).",
+                "Share of wall time some task waited for a CPU (Linux PSI: this process's cgroup, "
+                "or the machine).",
                 lambda: self.pressure,
             )
 

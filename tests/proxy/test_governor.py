@@ -16,9 +16,11 @@ from shadowproxy.proxy.governor import (
     BUSY_MAX,
     FLOOR,
     PRESSURE_MAX,
+    PSI_CPU,
     Governor,
     cpu_stall_seconds,
     idle_seconds,
+    pressure_file,
     serving_loop,
 )
 from shadowproxy.server import RunningProxy
@@ -90,13 +92,27 @@ def test_cpu_stall_is_read_from_the_kernels_pressure_file(tmp_path: Path) -> Non
     assert cpu_stall_seconds(tmp_path / "absent") is None
 
 
+def test_own_cgroups_pressure_is_preferred_to_the_machines(tmp_path: Path) -> None:
+    own = tmp_path / "cgroup"
+    own.write_text("12:cpu,cpuacct:/ignored\n0::/system.slice/shadowproxy.service\n")
+    unified = tmp_path / "unified"
+    service = unified / "system.slice" / "shadowproxy.service"
+    service.mkdir(parents=True)
+    assert PSI_CPU == pressure_file(own, (tmp_path / "v2", unified))  # no pressure file there
+    (service / "cpu.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")
+    assert service / "cpu.pressure" == pressure_file(own, (tmp_path / "v2", unified))
+    assert PSI_CPU == pressure_file(tmp_path / "no-such-file")
+
+
 def spin(seconds: float) -> None:
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         pass
 
 
-@pytest.mark.skipif(cpu_stall_seconds() is None, reason="the kernel reports no CPU pressure")
+@pytest.mark.skipif(
+    cpu_stall_seconds(pressure_file()) is None, reason="the kernel reports no CPU pressure"
+)
 def test_more_runnable_processes_than_cores_shed_mirroring() -> None:
     """Real pressure: two more spinning processes than there are cores. The serving loop itself
     is idle (no backlog, no busy share), yet mirroring is sampled down."""
