@@ -222,14 +222,16 @@ AVERAGED = frozenset(
 )
 """The governor's gauges: each describes its own process (a share, a ratio, a backlog), so the
 fleet's value is their mean, not their sum."""
+LEAST = frozenset({"process_start_time_seconds", "process_max_fds"})
+"""Per-process values whose fleet value is the smallest: the earliest start, the tightest limit."""
 
 
 def merge_expositions(texts: Iterable[str]) -> bytes:
     """Sum several processes' expositions into one (``--workers N``: one /metrics for all).
 
     Counters, histogram buckets and sums add up across processes; so do the levels (queue depth,
-    in-flight calls are per process, the fleet's is their sum), except the :data:`AVERAGED`
-    ones. ``_created`` timestamps cannot be summed and are left out.
+    in-flight calls are per process, the fleet's is their sum), except the :data:`AVERAGED` and
+    :data:`LEAST` ones. ``_created`` timestamps cannot be summed and are left out.
     """
     families: dict[str, tuple[str, str]] = {}
     samples: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
@@ -243,7 +245,10 @@ def merge_expositions(texts: Iterable[str]) -> bytes:
                 if sample.name.endswith("_created"):
                     continue
                 key = (family.name, sample.name, tuple(sorted(sample.labels.items())))
-                samples[key] = samples.get(key, 0.0) + sample.value
+                if family.name in LEAST and key in samples:
+                    samples[key] = min(samples[key], sample.value)
+                else:
+                    samples[key] = samples.get(key, 0.0) + sample.value
                 seen[key] = seen.get(key, 0) + 1
     for key in samples:
         if key[0] in AVERAGED:

@@ -55,6 +55,24 @@ def test_merge_averages_the_governors_shares_and_ratios() -> None:
     assert "shadowproxy_loop_lag_seconds 0.0015" in merged
 
 
+def test_merge_keeps_per_process_limits_and_start_times_meaningful() -> None:
+    """A start time or a descriptor limit does not add up either: the fleet's is the earliest
+    start and the tightest limit. Memory, descriptors and CPU seconds do add up."""
+    lines = [
+        ("process_start_time_seconds", "1700000100.0", "1700000000.0"),
+        ("process_max_fds", "1024.0", "4096.0"),
+        ("process_resident_memory_bytes", "100.0", "50.0"),
+        ("process_open_fds", "10.0", "12.0"),
+    ]
+    one = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {a}\n" for n, a, _ in lines)
+    two = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {b}\n" for n, _, b in lines)
+    merged = merge_expositions([one, two]).decode()
+    assert "process_start_time_seconds 1700000000.0" in merged
+    assert "process_max_fds 1024.0" in merged
+    assert "process_resident_memory_bytes 150.0" in merged
+    assert "process_open_fds 22.0" in merged
+
+
 def json_backend() -> web.Application:
     async def title(request: web.Request) -> web.Response:
         return web.json_response(
