@@ -37,40 +37,31 @@ def test_merge_sums_counters_and_histograms() -> None:
     assert "# TYPE shadowproxy_comparisons_total counter" in merged
 
 
-def test_merge_averages_the_governors_shares_and_ratios() -> None:
-    """A share or a ratio per serving process does not add up: two processes each mirroring
-    half their requests mirror half, not all, of the fleet's."""
-    lines = [
-        ("shadowproxy_mirror_share", "0.5", "0.25"),
-        ("shadowproxy_loop_busy_ratio", "0.9", "0.7"),
-        ("shadowproxy_cpu_pressure_ratio", "0.4", "0.4"),
-        ("shadowproxy_loop_lag_seconds", "0.002", "0.001"),
-    ]
-    one = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {a}\n" for n, a, _ in lines)
-    two = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {b}\n" for n, _, b in lines)
-    merged = merge_expositions([one, two]).decode()
-    assert "shadowproxy_mirror_share 0.375" in merged
-    assert "shadowproxy_loop_busy_ratio 0.8" in merged
-    assert "shadowproxy_cpu_pressure_ratio 0.4" in merged
-    assert "shadowproxy_loop_lag_seconds 0.0015" in merged
+def merged_gauge(name: str, first: float, second: float) -> str:
+    """Two processes' expositions of one gauge, merged."""
+    one, two = (f"# HELP {name} x\n# TYPE {name} gauge\n{name} {v!r}\n" for v in (first, second))
+    return merge_expositions([one, two]).decode()
 
 
-def test_merge_keeps_per_process_limits_and_start_times_meaningful() -> None:
-    """A start time or a descriptor limit does not add up either: the fleet's is the earliest
-    start and the tightest limit. Memory, descriptors and CPU seconds do add up."""
-    lines = [
-        ("process_start_time_seconds", "1700000100.0", "1700000000.0"),
-        ("process_max_fds", "1024.0", "4096.0"),
-        ("process_resident_memory_bytes", "100.0", "50.0"),
-        ("process_open_fds", "10.0", "12.0"),
-    ]
-    one = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {a}\n" for n, a, _ in lines)
-    two = "".join(f"# HELP {n} x\n# TYPE {n} gauge\n{n} {b}\n" for n, _, b in lines)
-    merged = merge_expositions([one, two]).decode()
-    assert "process_start_time_seconds 1700000000.0" in merged
-    assert "process_max_fds 1024.0" in merged
-    assert "process_resident_memory_bytes 150.0" in merged
-    assert "process_open_fds 22.0" in merged
+@pytest.mark.parametrize(
+    ("name", "first", "second", "fleet"),
+    [
+        # A share or a ratio per process does not add up: two processes each mirroring half
+        # their requests mirror half of the fleet's.
+        ("shadowproxy_mirror_share", 0.5, 0.25, 0.375),
+        ("shadowproxy_loop_busy_ratio", 0.9, 0.7, 0.8),
+        ("shadowproxy_cpu_pressure_ratio", 0.4, 0.4, 0.4),
+        ("shadowproxy_loop_lag_seconds", 0.002, 0.001, 0.0015),
+        # Nor does a start time or a limit: the earliest start, the tightest limit.
+        ("process_start_time_seconds", 1700000100.0, 1700000000.0, 1700000000.0),
+        ("process_max_fds", 1024.0, 4096.0, 1024.0),
+        # Memory and descriptors do.
+        ("process_resident_memory_bytes", 100.0, 50.0, 150.0),
+        ("process_open_fds", 10.0, 12.0, 22.0),
+    ],
+)
+def test_merge_of_per_process_gauges(name: str, first: float, second: float, fleet: float) -> None:
+    assert f"{name} {fleet!r}" in merged_gauge(name, first, second)
 
 
 def json_backend() -> web.Application:
