@@ -21,6 +21,7 @@ decrease, additive increase. When time is short, mirroring is shed first (counte
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import selectors
 import time
@@ -130,6 +131,14 @@ def _no_reading() -> None:
     return None
 
 
+def _grown(before: float | None, after: float | None, wall: float) -> float | None:
+    """The share of ``wall`` seconds by which a count of seconds grew (0 to 1); ``None`` when
+    either reading is missing."""
+    if before is None or after is None:
+        return None
+    return min(1.0, max(0.0, (after - before) / wall))
+
+
 class Governor:
     """The share of mirror-eligible requests that are mirrored (1.0 while the loop keeps up)."""
 
@@ -145,8 +154,7 @@ class Governor:
         """``stall``: cumulative seconds some task waited for a CPU (default: read from
         :func:`pressure_file`)."""
         self.lag_max = lag_max
-        self.pressure_max = pressure_max
-        """0: CPU pressure is not read."""
+        self._pressure_limit = pressure_max or math.inf  # 0: CPU pressure plays no part
         self.share = 1.0
         self.lag = 0.0
         """The backlog measured over the last window, in seconds."""
@@ -165,8 +173,8 @@ class Governor:
         if metrics is not None:
             metrics.gauge(
                 "mirror_share",
-                "Share of mirror-eligible requests mirrored; below 1 while the serving loop is "
-                "saturated.",
+                "Share of mirror-eligible requests mirrored; below 1 while the serving loop or "
+                "the CPUs are short of time.",
                 lambda: self.share,
             )
             metrics.gauge(
@@ -195,14 +203,10 @@ class Governor:
         self.lag = lag
         self.busy = busy
         self.pressure = pressure
-        pressed = bool(self.pressure_max) and pressure > self.pressure_max
-        if lag > self.lag_max or busy > BUSY_MAX or pressed:
+        limit = self._pressure_limit
+        if lag > self.lag_max or busy > BUSY_MAX or pressure > limit:
             self.share = max(FLOOR, self.share * DECREASE)
-        elif (
-            lag < self.lag_max / 4
-            and busy < BUSY_CLEAR
-            and (not self.pressure_max or pressure < self.pressure_max * PRESSURE_CLEAR)
-        ):
+        elif lag < self.lag_max / 4 and busy < BUSY_CLEAR and pressure < limit * PRESSURE_CLEAR:
             self.share = min(1.0, self.share + INCREASE)
 
     async def run(self) -> None:
@@ -210,12 +214,11 @@ class Governor:
         ``lag_max`` 0 the governor is off: nothing is probed and the share stays 1."""
         if not self.lag_max:
             return
-        selector = _IDLE.get(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         total = 0.0
         probes = 0
         window_start = time.perf_counter()
-        idle_start = selector.idle if selector is not None else 0.0
-        stall_start = self._stall()
+        idle_start, stall_start = idle_seconds(loop), self._stall()
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
             started = time.perf_counter()
@@ -225,15 +228,11 @@ class Governor:
             probes += 1
             if probes == WINDOW:
                 wall = now - window_start
-                busy = pressure = 0.0
-                if selector is not None:
-                    busy = max(0.0, 1.0 - (selector.idle - idle_start) / wall)
-                    idle_start = selector.idle
-                stall = self._stall()
-                if stall is not None and stall_start is not None:
-                    pressure = min(1.0, max(0.0, (stall - stall_start) / wall))
-                stall_start = stall
-                self.observe(total / probes, busy, pressure)
+                idle, stall = idle_seconds(loop), self._stall()
+                idled = _grown(idle_start, idle, wall)
+                busy = 0.0 if idled is None else 1.0 - idled
+                self.observe(total / probes, busy, _grown(stall_start, stall, wall) or 0.0)
+                idle_start, stall_start = idle, stall
                 total = 0.0
                 probes = 0
                 window_start = now
