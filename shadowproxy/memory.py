@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import time
 from collections.abc import Callable
 
@@ -23,11 +22,8 @@ INTERVAL = 1.0
 
 
 def _load_trim() -> Callable[[], object] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        malloc_trim = ctypes.CDLL(name).malloc_trim
+        malloc_trim = ctypes.CDLL(None).malloc_trim  # the C library this process already has
     except (OSError, AttributeError):
         return None  # not glibc
     malloc_trim.argtypes = (ctypes.c_size_t,)
