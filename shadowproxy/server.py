@@ -1,8 +1,8 @@
-"""Assembling and running the proxy: the runtime, the two apps, the listeners.
+"""Assembling and running the proxy: the runtime, the two listeners.
 
 ::
 
-    Runtime (one per process)          traffic app (cleanup context)        admin app
+    Runtime (one per process)          traffic server (open_ingress)        admin app
     ├─ Metrics                         ├─ primary Backend  ─► Forwarder     ├─ /metrics, /healthz
     ├─ RulesHolder (+ file watch)      ├─ shadow Backend   ─► Mirror        ├─ /api/v1/... (api.py)
     ├─ Store + StoreWriter             └─ Ingress.handle  (every request)   └─ / dashboard
@@ -25,7 +25,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from shadowproxy.admin.app import FleetView, create_admin_app
 from shadowproxy.control import ControlPlane, open_control_plane, watch_control
@@ -224,41 +223,13 @@ def _watch_mirror(metrics: Metrics, mirror: Mirror) -> None:
     )
 
 
-# --- the traffic app ------------------------------------------------------------------------------
-
-INGRESS = web.AppKey("ingress", Ingress)
-RUNTIME = web.AppKey("runtime", Runtime)
+# --- the traffic listener -------------------------------------------------------------------------
 
 
-def create_traffic_app(runtime: Runtime) -> web.Application:
-    """The traffic listener's app: one catch-all route; backends live in a cleanup context."""
-    refusals = RefusalLog()
-    runtime.metrics.counter(
-        "refused_requests",
-        "Malformed requests refused by the HTTP parser (never forwarded).",
-        lambda: float(refusals.refused),
-    )
-    app = web.Application(
-        handler_args={"max_field_size": 16384, "max_line_size": 16384, "logger": refusals},
-        middlewares=[_guard],
-    )
-    app[RUNTIME] = runtime
-    app.cleanup_ctx.append(_backends)
-    app.router.add_route("*", "/{tail:.*}", _handle)
-    return app
-
-
-async def _handle(request: web.Request) -> web.StreamResponse:
-    return await request.app[INGRESS].handle(request)
-
-
-@web.middleware
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await request.app[INGRESS].guard(request, handler)
-
-
-async def _backends(app: web.Application) -> AsyncIterator[None]:
-    runtime = app[RUNTIME]
+@asynccontextmanager
+async def open_ingress(runtime: Runtime) -> AsyncIterator[Ingress]:
+    """The backends' sessions, the mirror and the handler built on them; on exit, shadow calls
+    still running end (or are cut) before the sessions close."""
     s = runtime.settings
     primary_config = BackendConfig(
         name="primary",
@@ -296,7 +267,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             rate_cap=runtime.control.rate_cap if runtime.control else None,
         )
         _watch_mirror(runtime.metrics, mirror)
-        app[INGRESS] = Ingress(
+        yield Ingress(
             forwarder=Forwarder(primary, capture_max=s.capture_max),
             mirror=mirror,
             policy=MirrorPolicy(
@@ -308,12 +279,29 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             shadow_header=s.shadow_header,
             body_max=s.request_body_max,
         )
-        yield
-        # Shadow calls still running need the shadow session: let them end before it closes.
         await probes.aclose()
         cut = await mirror.aclose(timeout=s.shadow_timeout)
         if cut:
             log.warning("shutdown: %d shadow calls were cut", cut)
+
+
+def traffic_server(ingress: Ingress, metrics: Metrics) -> web.Server:
+    """The traffic listener: aiohttp's low-level server calling :meth:`Ingress.handle` for every
+    request. A reverse proxy has one route, so there is no router, no middleware chain and no
+    Application in the way: about 7 % of the CPU a forwarded request costs."""
+    refusals = RefusalLog()
+    metrics.counter(
+        "refused_requests",
+        "Malformed requests refused by the HTTP parser (never forwarded).",
+        lambda: float(refusals.refused),
+    )
+    return web.Server(
+        ingress.handle,
+        max_field_size=16384,
+        max_line_size=16384,
+        logger=refusals,
+        access_log=None,
+    )
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -326,7 +314,7 @@ class RunningProxy:
     runtime: Runtime
     traffic_url: str
     admin_url: str
-    traffic_app: web.Application
+    ingress: Ingress
 
     @property
     def store(self) -> Store:
@@ -336,7 +324,7 @@ class RunningProxy:
         """Wait until mirrored requests are compared and written; ``False`` on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if await self.traffic_app[INGRESS].mirror.wait(timeout):
+        if await self.ingress.mirror.wait(timeout):
             return False
         if not await self.runtime.drain_comparisons(max(0.0, deadline - loop.time())):
             return False
@@ -350,7 +338,7 @@ class RunningProxy:
 
 
 async def _start_site(
-    runner: web.AppRunner, where: HostPort, flag: str, *, reuse_port: bool = False
+    runner: web.BaseRunner, where: HostPort, flag: str, *, reuse_port: bool = False
 ) -> str:
     site = web.TCPSite(
         runner, where.host, where.port, reuse_address=True, reuse_port=reuse_port or None
@@ -372,9 +360,12 @@ async def running(
     """Start everything; on exit shut down gracefully."""
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, processes=processes))
-        traffic_app = create_traffic_app(runtime)
+        # Exited after the listener's cleanup below: in-flight requests finish first.
+        ingress = await stack.enter_async_context(open_ingress(runtime))
         admin_app = create_admin_app(runtime)
-        traffic = web.AppRunner(traffic_app, shutdown_timeout=SHUTDOWN_DEADLINE, access_log=None)
+        traffic = web.ServerRunner(
+            traffic_server(ingress, runtime.metrics), shutdown_timeout=SHUTDOWN_DEADLINE
+        )
         admin = web.AppRunner(admin_app, access_log=None)
         await traffic.setup()
         stack.push_async_callback(traffic.cleanup)
@@ -382,7 +373,7 @@ async def running(
         stack.push_async_callback(admin.cleanup)
         traffic_url = await _start_site(traffic, settings.listen, "--listen", reuse_port=reuse_port)
         admin_url = await _start_site(admin, settings.admin_listen, "--admin-listen")
-        yield RunningProxy(runtime, traffic_url, admin_url, traffic_app)
+        yield RunningProxy(runtime, traffic_url, admin_url, ingress)
 
 
 async def serve(

@@ -72,7 +72,7 @@ class Forwarder:
 
     async def forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         *,
         headers: CIMultiDict[str],
         body: bytes | AsyncIterator[bytes] | None,
@@ -163,7 +163,7 @@ class Forwarder:
         )
 
 
-def _abort(request: web.Request) -> None:
+def _abort(request: web.BaseRequest) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp import HttpVersion11, web
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import CapturedRequest, SkipReason
@@ -29,7 +28,7 @@ from shadowproxy.rules.holder import RulesHolder
 
 @dataclass(slots=True)
 class Ingress:
-    """Everything the handler consults; built once per traffic app."""
+    """Everything the handler consults; built once per serving process."""
 
     forwarder: Forwarder
     mirror: Mirror
@@ -41,8 +40,15 @@ class Ingress:
     body_max: int = 0
     """Largest request body accepted (413 past it); 0 for no limit."""
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         received_at = time.time()
+        refusal = self._refuse(request)
+        if refusal is not None:
+            return refusal
+        if "Expect" in request.headers and request.version == HttpVersion11:
+            refusal = await _expect(request)
+            if refusal is not None:
+                return refusal
         method = request.method
         path = request.path
         ruleset = self.rules.current
@@ -131,11 +137,7 @@ class Ingress:
         self.metrics.backend_outcome("primary", endpoint, result.outcome)
         return result.response
 
-    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Refuse what must not be forwarded, before routing (a CONNECT target is no path)."""
-        return self._refuse(request) or await handler(request)
-
-    def _refuse(self, request: web.Request) -> web.Response | None:
+    def _refuse(self, request: web.BaseRequest) -> web.Response | None:
         """Requests a reverse proxy must not forward as they are."""
         if request.method == "CONNECT":
             return _plain(405, "405 Method Not Allowed")  # a reverse proxy is no tunnel
@@ -147,6 +149,17 @@ class Ingress:
         if self.body_max and length is not None and length > self.body_max:
             return _plain(413, "413 Request Entity Too Large")
         return None
+
+
+async def _expect(request: web.BaseRequest) -> web.Response | None:
+    """``Expect: 100-continue``: tell the client to send its body (only once the request passed
+    :meth:`Ingress._refuse`: a body over the limit is refused before it is sent). Any other
+    expectation is one no server here can meet."""
+    if request.headers["Expect"].lower() != "100-continue":
+        return _plain(417, "417 Expectation Failed")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the response proper has not started
+    return None
 
 
 def _plain(status: int, text: str) -> web.Response:

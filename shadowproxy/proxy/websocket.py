@@ -20,7 +20,7 @@ _HANDSHAKE = (
 )
 
 
-def is_websocket_upgrade(request: web.Request) -> bool:
+def is_websocket_upgrade(request: web.BaseRequest) -> bool:
     headers = request.headers
     return (
         request.method == "GET"
@@ -30,7 +30,7 @@ def is_websocket_upgrade(request: web.Request) -> bool:
 
 
 async def relay_websocket(
-    request: web.Request, backend: Backend, headers: CIMultiDict[str]
+    request: web.BaseRequest, backend: Backend, headers: CIMultiDict[str]
 ) -> web.StreamResponse:
     """Open the same WebSocket on the primary and pump frames both ways until either closes."""
     protocols = tuple(

@@ -65,6 +65,7 @@ async def assert_refused_and_still_serving(
         ),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", b"400"),
         (b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n", b"413"),
+        (b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n", b"417"),
     ],
     ids=[
         "absolute-form",
@@ -74,6 +75,7 @@ async def assert_refused_and_still_serving(
         "cl-and-te",
         "huge-header",
         "body-over-limit",
+        "unknown-expectation",
     ],
 )
 async def test_malformed_requests_get_4xx_and_are_not_forwarded(
@@ -110,3 +112,44 @@ async def test_chunked_body_over_the_limit_is_413(
         client.post(running.traffic_url + "/upload", data=chunks()) as response,
     ):
         assert 413 == response.status
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_sent(
+    upstream: StartUpstream, proxy: StartProxy
+) -> None:
+    """A client that asks first (curl does past 1 KB) is told to go on, and its body arrives."""
+    primary = recording_backend()
+    running = await proxy(await upstream(primary), await upstream(recording_backend()))
+    host, port = running.traffic_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /titles HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 5\r\n\r\n"
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"hello")
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert final.startswith(b"HTTP/1.1 200 ")
+    finally:
+        writer.close()
+    assert await running.drain(5)
+    assert ["POST /titles"] == primary[HITS]
+
+
+async def test_expect_100_continue_over_the_body_limit_is_refused_before_the_body(
+    upstream: StartUpstream, proxy: StartProxy
+) -> None:
+    """The point of asking first: a body the proxy would refuse is never sent."""
+    primary = recording_backend()
+    running = await proxy(
+        await upstream(primary), await upstream(recording_backend()), request_body_max=1024
+    )
+    answer = await raw_exchange(
+        running.traffic_url,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 999999\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert [] == primary[HITS]
