@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import json
 import os
 import ssl
 from pathlib import Path
@@ -198,6 +199,28 @@ async def test_request_reaches_primary_with_forwarded_headers(
     assert "X-Drop" not in headers
     assert "Bearer keep-me" == headers["Authorization"]
     assert "/echo?search=%D0%BA%D0%BB%D0%B8%D0%BD%D0%BE%D0%BA&a=1" == seen["raw_path"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_the_proxy_adds_no_header_of_its_own_but_x_forwarded(
+    upstream: StartUpstream, proxy: StartProxy, method: str
+) -> None:
+    """A bare request reaches the primary with no User-Agent, Accept, Accept-Encoding or
+    Content-Type that an HTTP client library would add: the primary sees the client."""
+    running = await proxy(await upstream(catalogue()), await upstream(catalogue()))
+    host, port = running.traffic_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b"hello" if method == "POST" else b""
+    framing = b"Content-Length: 5\r\n" if body else b""
+    writer.write(f"{method} /echo HTTP/1.1\r\nHost: a\r\n".encode() + framing + b"\r\n" + body)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        seen = json.loads(await asyncio.wait_for(reader.readexactly(length), 5))
+    finally:
+        writer.close()
+    expected = {"Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
+    assert expected | ({"Content-Length"} if body else set()) == set(seen["headers"])
 
 
 async def test_post_body_reaches_primary(
