@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from shadowproxy.model import BackendError, CapturedResponse, ErrorKind, Outcome
 from shadowproxy.proxy.backend import Backend, classify_failure
-from shadowproxy.proxy.headers import client_response_headers
+from shadowproxy.proxy.headers import end_to_end
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,15 @@ class PassThroughResponse(web.StreamResponse):
     """A StreamResponse that sends the upstream's header set, adding nothing of its own."""
 
     def __init__(
-        self, *, status: int, reason: str | None, headers: CIMultiDict[str], whole: bool = False
+        self,
+        *,
+        status: int,
+        reason: str | None,
+        headers: list[tuple[str, str]],
+        whole: bool = False,
     ) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
-        self._absent = tuple(name for name in _INVENTED if name not in headers)
+        self._absent = tuple(name for name in _INVENTED if name not in self.headers)
         # With the whole body already here (the usual small JSON answer), the headers wait for it
         # and leave in the same write: one send per response instead of two. A body still on its
         # way (a stream, SSE) must not hold them back: the client sees the status at once.
@@ -112,13 +117,14 @@ class Forwarder:
             response = PassThroughResponse(
                 status=upstream.status,
                 reason=upstream.reason,
-                headers=client_response_headers(upstream.headers.items()),
+                headers=end_to_end(upstream.headers),
                 whole=content.is_eof(),
             )
             captured = bytearray()
             # Without a listener there is nothing to compare: keep no copy (a capture that
-            # starts "truncated" never grows).
-            truncated = on_captured is None
+            # starts "truncated" never grows), not even of the headers.
+            keep = on_captured is not None
+            truncated = not keep
             try:
                 await response.prepare(request)
                 async for chunk in content.iter_any():
@@ -143,20 +149,27 @@ class Forwarder:
             except (ConnectionResetError, aiohttp.ClientConnectionResetError, RuntimeError):
                 # The client went away (aiohttp raises these on writing to a closed transport).
                 # Not notified: a half-read body is not worth comparing, and the caller says so.
-                outcome = self._response(upstream, captured, started, truncated=truncated)
+                outcome = self._response(
+                    upstream, captured, started, truncated=truncated, keep=keep
+                )
                 upstream.close()
                 return ForwardResult(response, outcome, client_gone=True)
-            outcome = self._response(upstream, captured, started, truncated=truncated)
+            outcome = self._response(upstream, captured, started, truncated=truncated, keep=keep)
             notify(outcome)
             return ForwardResult(response, outcome)
 
     @staticmethod
     def _response(
-        upstream: aiohttp.ClientResponse, body: bytearray, started: float, *, truncated: bool
+        upstream: aiohttp.ClientResponse,
+        body: bytearray,
+        started: float,
+        *,
+        truncated: bool,
+        keep: bool = True,
     ) -> CapturedResponse:
         return CapturedResponse(
             status=upstream.status,
-            headers=tuple(upstream.headers.items()),
+            headers=tuple(upstream.headers.items()) if keep else (),
             body=bytes(body),
             elapsed=time.perf_counter() - started,
             truncated=truncated,

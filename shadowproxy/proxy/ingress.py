@@ -56,11 +56,7 @@ class Ingress:
         endpoint = self.namer.name(method, path, rules.name)
         peer = request.remote
         headers = upstream_request_headers(
-            request.headers.items(),
-            client_ip=peer,
-            scheme=request.scheme,
-            host=request.host,
-            keep_length=True,
+            request.headers, client_ip=peer, scheme=request.scheme, host=request.host
         )
 
         if is_websocket_upgrade(request):
