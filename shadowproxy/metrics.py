@@ -130,6 +130,13 @@ class Metrics:
             ["endpoint", "reason"],
             registry=r,
         )
+        self.client_body_failures = Counter(
+            "shadowproxy_client_body_failures_total",
+            "Request bodies the client did not send whole: too_large, timeout (stalled),"
+            " incomplete (left, or broke the framing). Never counted as a backend error.",
+            ["endpoint", "reason"],
+            registry=r,
+        )
         self.compare_duration = Histogram(
             "shadowproxy_comparison_duration_seconds",
             "Comparator time per exchange (decode, parse, diff).",
@@ -148,6 +155,7 @@ class Metrics:
         self._backend_duration = _Labelled(self.backend_duration)
         self._backend_errors = _Labelled(self.backend_errors)
         self._skips = _Labelled(self.skips)
+        self._client_body_failures = _Labelled(self.client_body_failures)
         self._probes = _Probes()
         r.register(self._probes)
         ProcessCollector(registry=r)  # RSS, open fds, CPU: what a soak test watches
@@ -159,6 +167,9 @@ class Metrics:
             self._backend_errors(backend, endpoint, outcome.kind.value).inc()
         else:
             self._backend_duration(backend, endpoint).observe(outcome.elapsed)
+
+    def client_body_failed(self, endpoint: str, reason: str) -> None:
+        self._client_body_failures(endpoint, reason).inc()
 
     def skip(self, endpoint: str, reason: SkipReason) -> None:
         self._skips(endpoint, reason.value).inc()

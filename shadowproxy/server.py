@@ -278,6 +278,7 @@ async def open_ingress(runtime: Runtime) -> AsyncIterator[Ingress]:
             metrics=runtime.metrics,
             shadow_header=s.shadow_header,
             body_max=s.request_body_max,
+            body_timeout=s.client_body_timeout,
         )
         await probes.aclose()
         cut = await mirror.aclose(timeout=s.shadow_timeout)

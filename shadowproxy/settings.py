@@ -58,6 +58,7 @@ class Settings:
     shadow_max_in_flight: int = 256
     mirror_body_max: int = 1024 * 1024
     request_body_max: int = 100 * 1024 * 1024
+    client_body_timeout: float = 60.0
     capture_max: int = 4 * 1024 * 1024
     queue_size: int = 1000
     queue_bytes_max: int = 32 * 1024 * 1024
@@ -286,6 +287,13 @@ OPTIONS: tuple[Option, ...] = (
         parse_size,
         "Largest request body accepted from clients (default 100M); larger ones get 413.",
         "SIZE",
+    ),
+    Option(
+        "client_body_timeout",
+        positive(float),
+        "Seconds to wait for each chunk of a client's request body (default 60); a client that "
+        "stalls longer gets 408.",
+        "SECONDS",
     ),
     Option(
         "capture_max",

@@ -12,11 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import HttpVersion11, web
 
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import CapturedRequest, SkipReason
+from shadowproxy.proxy.client_body import BodyError, BodyFailure, ClientBody
 from shadowproxy.proxy.endpoint import EndpointNamer
 from shadowproxy.proxy.forward import Forwarder
 from shadowproxy.proxy.headers import upstream_request_headers
@@ -39,6 +39,8 @@ class Ingress:
     shadow_header: str
     body_max: int = 0
     """Largest request body accepted (413 past it); 0 for no limit."""
+    body_timeout: float = 60.0
+    """Seconds to wait for each chunk of a request body (408 past it)."""
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         received_at = time.time()
@@ -74,18 +76,21 @@ class Ingress:
             skip = self.mirror.refusal()
         body: bytes | AsyncIterator[bytes] | None = None
         buffered = b""
-        limit = _Limit(self.body_max)
+        upload = ClientBody(request.content, limit=self.body_max, timeout=self.body_timeout)
         if request.body_exists:
             if skip is None:
-                buffered, rest = await _buffer(request.content, self.policy.body_max)
+                try:
+                    buffered, rest = await upload.buffer(self.policy.body_max)
+                except BodyError:
+                    return self._body_failed(endpoint, upload)
                 if rest is None:
                     body = buffered
                     headers.popall("Content-Length", None)  # re-framed from the buffer
                 else:
                     skip = SkipReason.TOO_LARGE
-                    body = limit.wrap(rest)
+                    body = rest
             else:
-                body = limit.wrap(request.content.iter_any())
+                body = upload.chunks()
 
         primary: asyncio.Future[PrimaryResult] | None = None
         if skip is None:
@@ -128,10 +133,20 @@ class Ingress:
         finally:
             # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
             captured(SkipReason.CLIENT_GONE)
-        if limit.exceeded and not result.response.prepared:
-            return _plain(413, "413 Request Entity Too Large")
+        if upload.failure is not None:
+            # aiohttp's client reports the body's failure as its own: the primary is not to blame.
+            if result.response.prepared:
+                return result.response
+            return self._body_failed(endpoint, upload)
         self.metrics.backend_outcome("primary", endpoint, result.outcome)
         return result.response
+
+    def _body_failed(self, endpoint: str, upload: ClientBody) -> web.Response:
+        """Counted as the client's doing, and answered in case the client is still there."""
+        failure = upload.failure
+        assert failure is not None
+        self.metrics.client_body_failed(endpoint, failure.value)
+        return _plain(failure.status, _BODY_FAILURE_TEXT[failure])
 
     def _refuse(self, request: web.BaseRequest) -> web.Response | None:
         """Requests a reverse proxy must not forward as they are."""
@@ -158,45 +173,12 @@ async def _expect(request: web.BaseRequest) -> web.Response | None:
     return None
 
 
+_BODY_FAILURE_TEXT = {
+    BodyFailure.TOO_LARGE: "413 Request Entity Too Large",
+    BodyFailure.TIMEOUT: "408 Request Timeout",
+    BodyFailure.INCOMPLETE: "400 Bad Request: incomplete request body",
+}
+
+
 def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", content_type="text/plain")
-
-
-class _Limit:
-    """Counts a streamed request body and stops it past the limit (no Content-Length to check)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.exceeded = False
-
-    async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in chunks:
-            seen += len(chunk)
-            if self.limit and seen > self.limit:
-                self.exceeded = True
-                raise ValueError("request body over the limit")
-            yield chunk
-
-
-async def _buffer(
-    stream: aiohttp.StreamReader, limit: int
-) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """Read the body up to ``limit``. Past it, return the start and an iterator over it all."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await stream.readany()
-        if not chunk:
-            return b"".join(parts), None
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"", _chain(parts, stream)
-
-
-async def _chain(head: list[bytes], stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    for part in head:
-        yield part
-    async for chunk in stream.iter_any():
-        yield chunk

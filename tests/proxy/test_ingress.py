@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -10,6 +12,7 @@ from aiohttp import web
 
 from shadowproxy.server import RunningProxy
 from tests.conftest import StartProxy, StartUpstream
+from tests.polling import eventually
 
 HITS = web.AppKey("hits", list[str])
 
@@ -124,8 +127,7 @@ async def test_expect_100_continue_is_answered_before_the_body_is_sent(
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         writer.write(
-            b"POST /titles HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-            b"Content-Length: 5\r\n\r\n"
+            b"POST /titles HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
         )
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert interim.startswith(b"HTTP/1.1 100 ")
@@ -153,3 +155,64 @@ async def test_expect_100_continue_over_the_body_limit_is_refused_before_the_bod
     )
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert [] == primary[HITS]
+
+
+MIRROR_POSTS = "version: 1\nendpoints:\n  - name: upload\n    match: {method: POST, path: /upload}\n    mirror: true\n"
+
+
+def metric(running: RunningProxy, name: str, **labels: str) -> float:
+    """One sample of the proxy's own exposition (0 when absent)."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    for line in running.runtime.metrics.render().decode().splitlines():
+        series, _, value = line.rpartition(" ")
+        if series.split("{")[0] == name and wanted <= set(series.partition("{")[2][:-1].split(",")):
+            return float(value)
+    return 0.0
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["streamed", "buffered-for-the-shadow"])
+@pytest.mark.parametrize(("client", "reason"), [("leaves", "incomplete"), ("stalls", "timeout")])
+async def test_a_request_body_the_client_does_not_finish_is_no_primary_failure(
+    upstream: StartUpstream,
+    proxy: StartProxy,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    mirrored: bool,
+    client: str,
+    reason: str,
+) -> None:
+    """A client that leaves mid-upload, or stalls past --client-body-timeout (it gets 408), is
+    counted as the client's doing: not as a primary error (a dashboard would blame the primary
+    for flaky clients), and not logged as an error of the proxy's."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MIRROR_POSTS)
+    running = await proxy(
+        await upstream(recording_backend()),
+        await upstream(recording_backend()),
+        rules=rules if mirrored else None,
+        client_body_timeout=0.5,
+    )
+    host, port = running.traffic_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"
+    )
+    await writer.drain()
+    if client == "leaves":
+        await asyncio.sleep(0.1)  # the proxy is waiting for the rest of the body
+        writer.close()
+    else:
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        writer.close()
+    await eventually(
+        lambda: metric(running, "shadowproxy_client_body_failures_total", reason=reason), 5
+    )
+    assert 0 == metric(running, "shadowproxy_backend_errors_total", backend="primary")
+    logged = [r for r in caplog.records if r.name.startswith("shadowproxy")]
+    assert [] == [r.getMessage() for r in logged if r.levelno >= logging.ERROR]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(running.traffic_url + "/ok") as response,
+    ):
+        assert 200 == response.status

@@ -1,0 +1,89 @@
+"""The client's request body as the proxy reads it: bounded in size and in patience.
+
+A client may send more than ``--request-body-max`` (chunked: no Content-Length to refuse up front),
+stall mid-body, leave, or break the chunked framing. Each of these is the client's doing: the
+request gets a 4xx if the client is still there, and is counted as a client body failure, never as
+a failure of the primary's (a dashboard would otherwise blame the primary for flaky clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Iterable
+
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+
+
+class BodyFailure(enum.Enum):
+    """Why a request body could not be read whole; the value is the metric label."""
+
+    TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    INCOMPLETE = "incomplete"
+    """The client left mid-body, or broke the chunked framing."""
+
+    @property
+    def status(self) -> int:
+        return {"too_large": 413, "timeout": 408, "incomplete": 400}[self.value]
+
+
+class BodyError(Exception):
+    """Raised out of a read; :attr:`ClientBody.failure` says why."""
+
+
+class ClientBody:
+    """Reads ``stream``: at most ``limit`` bytes in all (0: no limit), waiting at most
+    ``timeout`` seconds for each chunk."""
+
+    def __init__(self, stream: aiohttp.StreamReader, *, limit: int, timeout: float) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._timeout = timeout
+        self._seen = 0
+        self.failure: BodyFailure | None = None
+        """Set when a read failed (also when aiohttp's client swallowed the exception)."""
+
+    async def read(self) -> bytes:
+        """The next chunk; ``b""`` at the end. Raises :class:`BodyError`."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                chunk = await self._stream.readany()
+        except TimeoutError:
+            raise self._failed(BodyFailure.TIMEOUT) from None
+        except (ConnectionResetError, HttpProcessingError):
+            raise self._failed(BodyFailure.INCOMPLETE) from None
+        except asyncio.CancelledError:
+            # aiohttp ends a body whose connection was lost this way too; a real cancellation of
+            # this task leaves the stream without an exception and goes on.
+            if self._stream.exception() is None:
+                raise
+            raise self._failed(BodyFailure.INCOMPLETE) from None
+        self._seen += len(chunk)
+        if self._limit and self._seen > self._limit:
+            raise self._failed(BodyFailure.TOO_LARGE)
+        return chunk
+
+    async def buffer(self, most: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+        """The whole body if it is at most ``most`` bytes; else ``b""`` and an iterator over all
+        of it (what was read so far, then the rest)."""
+        parts: list[bytes] = []
+        size = 0
+        while chunk := await self.read():
+            parts.append(chunk)
+            size += len(chunk)
+            if size > most:
+                return b"", self.chunks(parts)
+        return b"".join(parts), None
+
+    async def chunks(self, head: Iterable[bytes] = ()) -> AsyncIterator[bytes]:
+        """``head``, then every chunk still to come."""
+        for part in head:
+            yield part
+        while chunk := await self.read():
+            yield chunk
+
+    def _failed(self, failure: BodyFailure) -> BodyError:
+        self.failure = failure
+        return BodyError(failure.value)
