@@ -12,7 +12,7 @@ from shadowproxy.model import Verdict
 from shadowproxy.queue import DEFAULT_STREAM, RedisStream
 from tests.conftest import StartProxy, StartUpstream
 from tests.factories import title_document
-from tests.queue.traffic import eventually
+from tests.polling import eventually
 from tests.servers import RedisServer
 from tests.workers import all_acked, opened_store, settings_for, verdict_totals, working
 

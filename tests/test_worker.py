@@ -12,7 +12,8 @@ from shadowproxy.queue import RedisStream, encode_exchange
 from shadowproxy.settings import HostPort
 from shadowproxy.store import open_store
 from shadowproxy.worker import WorkerStartupError, open_worker
-from tests.queue.traffic import eventually, exchanges, expected_verdicts
+from tests.polling import eventually
+from tests.queue.traffic import exchanges, expected_verdicts
 from tests.servers import RedisServer, free_port
 from tests.store.conftest import start_mongo
 from tests.workers import (

@@ -13,7 +13,8 @@ import pytest
 from shadowproxy.cli import main
 from shadowproxy.model import Verdict
 from shadowproxy.queue import QueueError, RedisStream
-from tests.queue.traffic import eventually, expected_verdicts
+from tests.polling import eventually
+from tests.queue.traffic import expected_verdicts
 from tests.servers import RedisServer
 from tests.workers import (
     GROUP,

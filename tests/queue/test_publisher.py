@@ -11,7 +11,8 @@ from shadowproxy.metrics import Metrics
 from shadowproxy.queue import RedisStream, StreamPublisher, decode_exchange
 from shadowproxy.rules.ruleset import DEFAULT_RULES
 from tests.factories import make_response
-from tests.queue.traffic import eventually, exchanges
+from tests.polling import eventually
+from tests.queue.traffic import exchanges
 from tests.servers import RedisServer
 
 STREAM = "test:exchanges"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from shadowproxy.model import Exchange, Verdict
 from tests.factories import make_comparison, make_request
@@ -29,11 +27,3 @@ def expected_verdicts(count: int, *, start: int = 0) -> Counter[Verdict]:
     return Counter(VERDICTS[i % 3] for i in range(start, start + count))
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    """Wait until ``check()`` is true; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {check.__qualname__}")
-        await asyncio.sleep(0.05)

@@ -13,7 +13,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from shadowproxy.server import RunningProxy
 from tests.conftest import StartProxy, StartUpstream
+from tests.polling import eventually
 from tests.reliability.conftest import RecordFigure
 from tests.reliability.faults import TITLE, Seen, metrics_of, sample, timed_get
 from tests.servers import free_port
@@ -41,24 +41,6 @@ def catalogue(rating: float) -> web.Application:
     app = web.Application()
     app.router.add_get("/v3/title", title)
     return app
-
-
-async def eventually(
-    check: Callable[[], Any], timeout: float = 20.0, running: RunningProxy | None = None
-) -> None:
-    """Wait until the (possibly async) ``check`` is truthy; say the writer's state if not."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            state = running.runtime.writer.stats() if running is not None else None
-            raise TimeoutError(f"condition not met in {timeout} s; writer: {state}")
-        await asyncio.sleep(0.1)
 
 
 async def health(client: aiohttp.ClientSession, running: RunningProxy) -> dict[str, Any]:
@@ -205,7 +187,9 @@ async def test_mongodb_dies_mid_run_and_returns(
             store_buffer=10,
         )
         await burst(client, running, 3)
-        await eventually(lambda: _equals(stored(running), 3), running=running)
+        await eventually(
+            lambda: _equals(stored(running), 3), describe=running.runtime.writer.stats
+        )
         await asyncio.to_thread(server.stop)
         seen = await burst(client, running)
         h.assert_unaffected(seen, record_figure)
@@ -213,7 +197,9 @@ async def test_mongodb_dies_mid_run_and_returns(
         # The writer spills on its own clock once the buffer is half full: wait for it.
         await eventually(lambda: _spooled(client, running))
         server = await asyncio.to_thread(start_mongo, port, str(data))
-        await eventually(lambda: _equals(stored(running), BURST + 3), 30, running)
+        await eventually(
+            lambda: _equals(stored(running), BURST + 3), 30, running.runtime.writer.stats
+        )
         await eventually(lambda: _ok(client, running))
         text = await metrics_of(client, running.admin_url)
         assert (0, 0) == (

@@ -18,8 +18,9 @@ from shadowproxy.store.contract import StoreError, StoreURLError
 from shadowproxy.store.mongo import SCHEMA_VERSION, MongoStore
 from shadowproxy.store.writer import StoreWriter
 from tests.factories import make_comparison
+from tests.polling import eventually
 from tests.store.conftest import start_mongo
-from tests.store.test_writer import eventually, free_port
+from tests.store.test_writer import free_port
 
 
 async def test_ttl_index_expires_old_records(mongo_url: str) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,10 @@ from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store, StoreError
 from shadowproxy.store.writer import StoreWriter
 from tests.factories import make_comparison, make_response
+from tests.polling import eventually
 from tests.store.conftest import start_mongo
 
 NOW = time.time() // 60 * 60 + 1.0
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait until ``check()`` holds (polling), or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:
