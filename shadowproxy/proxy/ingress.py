@@ -76,8 +76,9 @@ class Ingress:
             skip = self.mirror.refusal()
         body: bytes | AsyncIterator[bytes] | None = None
         buffered = b""
-        upload = ClientBody(request.content, limit=self.body_max, timeout=self.body_timeout)
+        upload: ClientBody | None = None
         if request.body_exists:
+            upload = ClientBody(request.content, limit=self.body_max, timeout=self.body_timeout)
             if skip is None:
                 try:
                     buffered, rest = await upload.buffer(self.policy.body_max)
@@ -133,7 +134,7 @@ class Ingress:
         finally:
             # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
             captured(SkipReason.CLIENT_GONE)
-        if upload.failure is not None:
+        if upload is not None and upload.failure is not None:
             # aiohttp's client reports the body's failure as its own: the primary is not to blame.
             if result.response.prepared:
                 return result.response
