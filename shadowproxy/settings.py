@@ -55,7 +55,7 @@ class Settings:
     primary_timeout: float = 30.0
     shadow_timeout: float = 5.0
     connect_timeout: float = 5.0
-    shadow_max_in_flight: int = 256
+    shadow_max_in_flight: int = 64
     mirror_body_max: int = 1024 * 1024
     request_body_max: int = 100 * 1024 * 1024
     client_body_timeout: float = 60.0
@@ -273,7 +273,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "shadow_max_in_flight",
         positive(int),
-        "Shadow calls in flight at once; more are skipped and counted (default 256).",
+        "Shadow calls in flight at once, per serving process; more are skipped and counted "
+        "(default 64: a slow shadow holding many calls costs the clients CPU).",
         "N",
     ),
     Option(
