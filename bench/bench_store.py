@@ -55,19 +55,30 @@ def workload(kind: str, count: int, seed: int = 7) -> list[Comparison]:
             verdict = Verdict.MISMATCH
         else:
             roll = rng.random()
-            verdict = (Verdict.MATCH if roll < 0.90 else
-                       Verdict.MISMATCH if roll < 0.98 else Verdict.SHADOW_ERROR)
+            verdict = (
+                Verdict.MATCH
+                if roll < 0.90
+                else Verdict.MISMATCH
+                if roll < 0.98
+                else Verdict.SHADOW_ERROR
+            )
         group = rng.randrange(40)
-        diffs = (Difference("/rating", "/rating", DiffKind.VALUE, 8.7, 8.69),
-                 Difference(f"/list/{group}/id", f"/list/*/f{group}", DiffKind.TYPE, group,
-                            str(group)))
-        out.append(make_comparison(
-            id=f"{kind[:3]}{i:09d}", endpoint=f"GET /api/v1/title/{{id}}#{group % 8}",
-            verdict=verdict, received_at=at, primary=primary,
-            shadow=shadow if verdict is Verdict.MISMATCH else None,
-            differences=diffs if verdict is Verdict.MISMATCH else (),
-            fingerprint=f"fp{group}",
-        ))
+        diffs = (
+            Difference("/rating", "/rating", DiffKind.VALUE, 8.7, 8.69),
+            Difference(f"/list/{group}/id", f"/list/*/f{group}", DiffKind.TYPE, group, str(group)),
+        )
+        out.append(
+            make_comparison(
+                id=f"{kind[:3]}{i:09d}",
+                endpoint=f"GET /api/v1/title/{{id}}#{group % 8}",
+                verdict=verdict,
+                received_at=at,
+                primary=primary,
+                shadow=shadow if verdict is Verdict.MISMATCH else None,
+                differences=diffs if verdict is Verdict.MISMATCH else (),
+                fingerprint=f"fp{group}",
+            )
+        )
     return out
 
 
@@ -91,14 +102,20 @@ async def through_writer(url: str, batch: list[Comparison], size: int) -> float:
 
 
 def docs_of(batch: list[Comparison]) -> list[dict[str, object]]:
-    return [document.record_to_doc(document.to_record(c, 65536), binary=True)
-            for c in batch if c.verdict in document.RECORDED]
+    return [
+        document.record_to_doc(document.to_record(c, 65536), binary=True)
+        for c in batch
+        if c.verdict in document.RECORDED
+    ]
 
 
 def sqlite_reference(path: Path, batch: list[Comparison], size: int) -> float:
-    rows = [(d["_id"], d["at"], d["endpoint"], document.record_to_json(
-        document.to_record(c, 65536))) for d, c in zip(docs_of(batch), (
-            c for c in batch if c.verdict in document.RECORDED), strict=True)]
+    rows = [
+        (d["_id"], d["at"], d["endpoint"], document.record_to_json(document.to_record(c, 65536)))
+        for d, c in zip(
+            docs_of(batch), (c for c in batch if c.verdict in document.RECORDED), strict=True
+        )
+    ]
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -106,7 +123,7 @@ def sqlite_reference(path: Path, batch: list[Comparison], size: int) -> float:
     started = time.perf_counter()
     for start in range(0, len(rows), size):
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", rows[start:start + size])
+        conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", rows[start : start + size])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -119,7 +136,7 @@ async def mongo_reference(url: str, batch: list[Comparison], size: int) -> float
     coll = client.get_default_database().reference
     started = time.perf_counter()
     for start in range(0, len(docs), size):
-        await coll.insert_many(docs[start:start + size], ordered=False)
+        await coll.insert_many(docs[start : start + size], ordered=False)
     elapsed = time.perf_counter() - started
     await client.close()
     return len(batch) / elapsed
@@ -130,19 +147,30 @@ async def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--mongo-records", type=int, default=3_000)
     parser.add_argument("--batches", default="200,1000", help="writer batch sizes to try")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per row, alternating writer and reference; best of each")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per row, alternating writer and reference; best of each",
+    )
     args = parser.parse_args()
     sizes = [int(b) for b in args.batches.split(",")]
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"# comparisons/s, best of {args.repeat}, higher is better; reference = plain bulk "
-          "insert of the same stored records; ratio = writer / reference")
-    print(f"{'engine':8} {'workload':15} {'batch':>5} {'records':>8} {'writer':>8} "
-          f"{'reference':>10} {'ratio':>6}")
+    print(
+        f"# comparisons/s, best of {args.repeat}, higher is better; reference = plain bulk "
+        "insert of the same stored records; ratio = writer / reference"
+    )
+    print(
+        f"{'engine':8} {'workload':15} {'batch':>5} {'records':>8} {'writer':>8} "
+        f"{'reference':>10} {'ratio':>6}"
+    )
 
     def row(engine: str, kind: str, size: int, count: int, ours: float, ref: float) -> None:
-        print(f"{engine:8} {kind:15} {size:>5} {count:>8} {ours:>8.0f} {ref:>10.0f} "
-              f"{ours / ref:>6.2f}", flush=True)
+        print(
+            f"{engine:8} {kind:15} {size:>5} {count:>8} {ours:>8.0f} {ref:>10.0f} "
+            f"{ours / ref:>6.2f}",
+            flush=True,
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
@@ -150,10 +178,13 @@ async def main() -> None:
                 batch = workload(kind, args.records)
                 ours = ref = 0.0
                 for n in range(args.repeat):
-                    ours = max(ours, await through_writer(
-                        f"sqlite:///{tmp}/{kind}-{size}-{n}.db", batch, size))
-                    ref = max(ref, sqlite_reference(
-                        Path(tmp) / f"ref-{kind}-{size}-{n}.db", batch, size))
+                    ours = max(
+                        ours,
+                        await through_writer(f"sqlite:///{tmp}/{kind}-{size}-{n}.db", batch, size),
+                    )
+                    ref = max(
+                        ref, sqlite_reference(Path(tmp) / f"ref-{kind}-{size}-{n}.db", batch, size)
+                    )
                 row("sqlite", kind, size, len(batch), ours, ref)
         port = free_port()
         server = start_server(port, f"{tmp}/mongo")
@@ -176,9 +207,19 @@ async def main() -> None:
 def start_server(port: int, storage: str) -> subprocess.Popen[bytes]:
     """secantusd-py in its own process, so it does not share the benchmark's GIL."""
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "secantusd-py"), "--host", "127.0.0.1",
-         "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -199,6 +240,7 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -34,8 +34,12 @@ from shadowproxy.model import (
 _ids = itertools.count(1)
 
 
-def title_document(title_id: int = 9174, *, rating: float = 8.7, genres: Sequence[str] = (
-        "Комедия", "Романтика", "Школа")) -> dict[str, Any]:
+def title_document(
+    title_id: int = 9174,
+    *,
+    rating: float = 8.7,
+    genres: Sequence[str] = ("Комедия", "Романтика", "Школа"),
+) -> dict[str, Any]:
     """A title as the catalogue API returns it."""
     return {
         "id": title_id,
@@ -90,8 +94,11 @@ def make_response(
     body: bytes | None = None,
 ) -> CapturedResponse:
     """A JSON response carrying ``document`` (a title by default), optionally gzip-encoded."""
-    raw = body if body is not None else orjson.dumps(
-        title_document() if document is None else document)
+    raw = (
+        body
+        if body is not None
+        else orjson.dumps(title_document() if document is None else document)
+    )
     if gzipped:
         raw = gzip.compress(raw, mtime=0)
     if headers is None:
@@ -139,8 +146,9 @@ def make_comparison(
             shadow = BackendError(ErrorKind.TIMEOUT, 5.0, "TimeoutError: shadow took over 5s")
             reason = reason or "timeout"
         elif verdict is Verdict.MISMATCH:
-            shadow = make_response(title_document(rating=8.69, genres=("Комедия", "Школа")),
-                                   elapsed=0.055)
+            shadow = make_response(
+                title_document(rating=8.69, genres=("Комедия", "Школа")), elapsed=0.055
+            )
         else:
             shadow = make_response(elapsed=0.048)
     if verdict is Verdict.SKIPPED:
@@ -157,12 +165,14 @@ def make_comparison(
         verdict=verdict,
         differences=tuple(differences),
         ruleset_version=ruleset_version,
-        fingerprint=fingerprint if fingerprint is not None else (
-            fingerprint_of(endpoint, differences) if verdict is not Verdict.MATCH else ""),
+        fingerprint=fingerprint
+        if fingerprint is not None
+        else (fingerprint_of(endpoint, differences) if verdict is not Verdict.MATCH else ""),
         reason=reason,
         duration=0.0004,
         critical=any(d.severity is Severity.CRITICAL for d in differences)
-        if critical is None else critical,
+        if critical is None
+        else critical,
     )
 
 

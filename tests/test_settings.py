@@ -41,11 +41,17 @@ def test_environment_alone_configures_everything() -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"primary": "legacy:3000"}, "--primary: expected an http:// or https:// URL with a host, got 'legacy:3000'"),
+        (
+            {"primary": "legacy:3000"},
+            "--primary: expected an http:// or https:// URL with a host, got 'legacy:3000'",
+        ),
         ({"listen": "127.0.0.1:99999"}, "--listen: port must be 0-65535, got 99999"),
         ({"sample": "150"}, "--sample: must be a percentage from 0 to 100, got 150"),
         ({"shadow_timeout": "-1"}, "--shadow-timeout: must be greater than 0, got -1"),
-        ({"admin_listen": "0.0.0.0:9090"}, "--admin-listen 0.0.0.0:9090 is not loopback: set --admin-token"),
+        (
+            {"admin_listen": "0.0.0.0:9090"},
+            "--admin-listen 0.0.0.0:9090 is not loopback: set --admin-token",
+        ),
     ],
 )
 def test_bad_values_name_the_option(given: dict[str, str], message: str) -> None:
@@ -55,7 +61,9 @@ def test_bad_values_name_the_option(given: dict[str, str], message: str) -> None
 
 
 def test_missing_backend_is_named() -> None:
-    with pytest.raises(SettingsError, match=r"^--shadow is required \(or set SHADOWPROXY_SHADOW\)$"):
+    with pytest.raises(
+        SettingsError, match=r"^--shadow is required \(or set SHADOWPROXY_SHADOW\)$"
+    ):
         resolve({"primary": "http://a"}, {})
 
 

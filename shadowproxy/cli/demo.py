@@ -21,27 +21,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "realistic traffic through it and print what differs per endpoint. Keeps running with "
         "the dashboard up until Ctrl-C, or for --duration seconds.",
     )
-    parser.add_argument("--duration", type=_positive_float, metavar="S",
-                        help="stop after S seconds (default: run until Ctrl-C)")
-    parser.add_argument("--listen", type=_host_port, metavar="HOST:PORT",
-                        help="traffic listener (default 127.0.0.1:8080, or a free port if taken)")
-    parser.add_argument("--admin-listen", type=_host_port, metavar="HOST:PORT",
-                        help="dashboard, API and metrics (default 127.0.0.1:9090, or a free port)")
-    parser.add_argument("--store", metavar="URL", default=None,
-                        help="where mismatches go (default sqlite:///shadowproxy-demo.db, "
-                        "a file in the working directory)")
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="traffic listener (default 127.0.0.1:8080, or a free port if taken)",
+    )
+    parser.add_argument(
+        "--admin-listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="dashboard, API and metrics (default 127.0.0.1:9090, or a free port)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="where mismatches go (default sqlite:///shadowproxy-demo.db, "
+        "a file in the working directory)",
+    )
     rules = parser.add_mutually_exclusive_group()
-    rules.add_argument("--rules", type=Path, metavar="FILE",
-                       help="rule file (default: the packaged AniLibria rules, when present)")
-    rules.add_argument("--no-rules", action="store_true",
-                       help="compare bodies exactly, without any rule file")
-    parser.add_argument("--rate", type=_positive_float, default=5.0, metavar="N",
-                        help="requests per second after the opening burst (default 5)")
-    parser.add_argument("--requests", type=_positive_int, default=400, metavar="N",
-                        help="requests in the opening burst (default 400)")
-    parser.add_argument("--backend", choices=("legacy", "rewrite"),
-                        help="serve only this demo backend on --listen (no proxy, no traffic): "
-                        "for trying the proxy or the deploy/ compose file against it")
+    rules.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="rule file (default: the packaged AniLibria rules, when present)",
+    )
+    rules.add_argument(
+        "--no-rules", action="store_true", help="compare bodies exactly, without any rule file"
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=5.0,
+        metavar="N",
+        help="requests per second after the opening burst (default 5)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=_positive_int,
+        default=400,
+        metavar="N",
+        help="requests in the opening burst (default 400)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("legacy", "rewrite"),
+        help="serve only this demo backend on --listen (no proxy, no traffic): "
+        "for trying the proxy or the deploy/ compose file against it",
+    )
     parser.set_defaults(func=run)
 
 
@@ -56,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     from shadowproxy.demo.runner import DEFAULT_STORE, DemoOptions, packaged_rules, run_demo
     from shadowproxy.server import StartupError
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.backend:
         from shadowproxy.demo.runner import serve_backend
 

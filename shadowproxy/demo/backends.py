@@ -105,9 +105,18 @@ _GZIP_THRESHOLD = 1024
 
 _NICKS = ("Mikasa", "Rengoku", "Frieren", "Maomao", "Anya", "Bocchi", "Senku", "Kaguya")
 
-_TITLE_PARAMS = frozenset({
-    "id", "code", "torrent_id", "filter", "remove", "include", "description_type", "playlist_type",
-})
+_TITLE_PARAMS = frozenset(
+    {
+        "id",
+        "code",
+        "torrent_id",
+        "filter",
+        "remove",
+        "include",
+        "description_type",
+        "playlist_type",
+    }
+)
 
 
 class ApiError(Exception):
@@ -186,8 +195,11 @@ LEGACY = _Flavour(
     updated=lambda title: int(title.document["updated"]),
     encode=_legacy_encode,
     compress=True,
-    headers={"X-Powered-By": "Express", "API-Version": "3.0.14",
-             "Access-Control-Allow-Origin": "*"},
+    headers={
+        "X-Powered-By": "Express",
+        "API-Version": "3.0.14",
+        "Access-Control-Allow-Origin": "*",
+    },
     took_ms=lambda seconds: round(seconds * 1000),
 )
 REWRITE = _Flavour(
@@ -301,7 +313,7 @@ def _int(query: Mapping[str, str], name: str, default: int | None = None) -> int
     try:
         return int(raw)
     except ValueError:
-        raise ApiError(400, f"Parameter {name} must be an integer, got \"{raw}\"") from None
+        raise ApiError(400, f'Parameter {name} must be an integer, got "{raw}"') from None
 
 
 def _csv(raw: str | None) -> list[str]:
@@ -335,8 +347,13 @@ class _Service:
             if accepts_gzip and len(body) >= _GZIP_THRESHOLD:
                 body = gzip.compress(body, compresslevel=6, mtime=0)
                 headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body, status=status, headers=headers,
-                            content_type="application/json", charset="utf-8")
+        return web.Response(
+            body=body,
+            status=status,
+            headers=headers,
+            content_type="application/json",
+            charset="utf-8",
+        )
 
     def _error(self, request: web.Request, error: ApiError) -> web.Response:
         # AniLibria repeats the code in the body; every 5xx goes out as 500.
@@ -344,8 +361,14 @@ class _Service:
         payload = {"error": {"code": error.code, "message": error.message}}
         return self._respond(request, payload, status)
 
-    def _paginate(self, items: Sequence[Title], query: Mapping[str, str], *,
-                  default_limit: int, started: float) -> tuple[list[Title], Document]:
+    def _paginate(
+        self,
+        items: Sequence[Title],
+        query: Mapping[str, str],
+        *,
+        default_limit: int,
+        started: float,
+    ) -> tuple[list[Title], Document]:
         limit = _int(query, "limit", default_limit) or default_limit
         after = _int(query, "after", 0) or 0
         page = _int(query, "page")
@@ -361,7 +384,7 @@ class _Service:
                 raise ApiError(400, "Parameter page must be positive")
             if self._flavour.failing_page is not None and page >= self._flavour.failing_page:
                 raise _CrashError
-            chosen = pool[(page - 1) * per_page: page * per_page]
+            chosen = pool[(page - 1) * per_page : page * per_page]
             current = page
         pagination = {
             "pages": max(1, math.ceil(len(pool) / per_page)),
@@ -407,7 +430,7 @@ class _Service:
         page = _int(query, "page")
         if page is not None:
             per_page = _int(query, "items_per_page", 5) or 5
-            titles = titles[(page - 1) * per_page: page * per_page] if page > 0 else []
+            titles = titles[(page - 1) * per_page : page * per_page] if page > 0 else []
         return [self._document(t, query) for t in titles]
 
     async def search(self, request: web.Request) -> Any:
@@ -450,10 +473,14 @@ class _Service:
                 raise ApiError(400, f"Invalid day: {raw}")
             days.append(int(raw))
         return [
-            {"day": day, "list": [
-                self._document(t, request.query) for t in self._catalogue.titles
-                if t.document["status"]["code"] == 1 and t.document["season"]["week_day"] == day
-            ]}
+            {
+                "day": day,
+                "list": [
+                    self._document(t, request.query)
+                    for t in self._catalogue.titles
+                    if t.document["status"]["code"] == 1 and t.document["season"]["week_day"] == day
+                ],
+            }
             for day in days
         ]
 
@@ -464,7 +491,8 @@ class _Service:
         # Both services sort on the stored value, so the replica's rounding never reorders pages.
         ordered = sorted(
             (t for t in self._catalogue.titles if int(t.document["updated"]) > since),
-            key=lambda t: (int(t.document["updated"]), t.id), reverse=True,
+            key=lambda t: (int(t.document["updated"]), t.id),
+            reverse=True,
         )
         chosen, pagination = self._paginate(ordered, query, default_limit=5, started=started)
         return {"list": [self._document(t, query) for t in chosen], "pagination": pagination}
@@ -479,9 +507,15 @@ class _Service:
     async def user(self, request: web.Request) -> Any:
         rng = self._session(request.query)
         login = f"{rng.choice(_NICKS)}{rng.randint(1, 999)}"
-        return {"login": login, "nickname": login, "email": f"{login.lower()}@example.org",
-                "avatar_original": "/", "avatar_thumbnail": "/", "vk_id": None,
-                "patreon_id": None}
+        return {
+            "login": login,
+            "nickname": login,
+            "email": f"{login.lower()}@example.org",
+            "avatar_original": "/",
+            "avatar_thumbnail": "/",
+            "vk_id": None,
+            "patreon_id": None,
+        }
 
     async def favourites(self, request: web.Request) -> Any:
         started = time.perf_counter()
@@ -513,8 +547,11 @@ class _Service:
             except ApiError as error:
                 return self._error(request, error)
             except _CrashError:
-                return web.Response(status=500, text="500 Internal Server Error\n\n"
-                                    "Server got itself in trouble", content_type="text/plain")
+                return web.Response(
+                    status=500,
+                    text="500 Internal Server Error\n\nServer got itself in trouble",
+                    content_type="text/plain",
+                )
             return self._respond(request, payload)
 
         return handle

@@ -35,6 +35,8 @@ _PARAGRAPH = "\r\n\r\n"
 """AniLibria descriptions separate paragraphs with CRLF pairs."""
 _ALNUM = string.ascii_letters + string.digits
 
+# One title per line reads as the table it is: the formatter leaves these alone.
+# fmt: off
 # (romaji, Russian, alternative English, Japanese, kind, episodes, minutes, year, season, genres)
 # kind: TV, MOVIE, OVA, ONA; season: 1 winter, 2 spring, 3 summer, 4 autumn.
 _SEEDS: tuple[tuple[str, str, str | None, str | None, str, int, int, int, int, str], ...] = (
@@ -103,6 +105,7 @@ _SEEDS: tuple[tuple[str, str, str | None, str | None, str, int, int, int, int, s
     ("Natsume Yuujinchou", "Тетрадь дружбы Нацумэ", None, None, "TV", 13, 24, 2008, 3, "Драма,Повседневность,Сверхъестественное"),
     ("Mushishi", "Мастер Муси", None, None, "TV", 26, 24, 2005, 4, "Мистика,Повседневность,Сверхъестественное"),
 )
+# fmt: on
 
 _FRANCHISES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Атака титанов", ("Shingeki no Kyojin", "Shingeki no Kyojin: Lost Girls")),
@@ -116,8 +119,27 @@ _LONG_RUNNERS = {"One Piece": 520, "Detective Conan": 380}
 
 _KINDS = {"MOVIE": 0, "TV": 1, "OVA": 2, "ONA": 3}
 _SEASONS = {1: "зима", 2: "весна", 3: "лето", 4: "осень"}
-_VOICE = ("Amikiri", "Silv", "Hekomi", "Itashi", "Lupin", "BStrong", "Gomer", "MyAska", "SlivciS",
-          "Dejz", "Jam", "Kari", "Sharon", "Anzen", "Derenn", "Lisitsa", "Tora", "Kiyoko", "Malevich")
+_VOICE = (
+    "Amikiri",
+    "Silv",
+    "Hekomi",
+    "Itashi",
+    "Lupin",
+    "BStrong",
+    "Gomer",
+    "MyAska",
+    "SlivciS",
+    "Dejz",
+    "Jam",
+    "Kari",
+    "Sharon",
+    "Anzen",
+    "Derenn",
+    "Lisitsa",
+    "Tora",
+    "Kiyoko",
+    "Malevich",
+)
 _TRANSLATOR = ("Sesha_Rim", "Yukigawa", "2R", "Leonor", "Shagrissa", "Inari", "Lunatic", "Oni")
 _EDITING = ("Aero", "Sekai", "Nikitos", "Vanilla", "Gizmo")
 _DECOR = ("Helge", "Rexy", "Cleo", "Moka")
@@ -147,11 +169,26 @@ _ENDINGS = (
     "Но цена победы может оказаться слишком высокой.",
 )
 _EPISODE_NAMES = (
-    "Начало", "Клятва", "Ночь перед бурей", "Тайна старого дома", "Возвращение", "Выбор",
-    "Последний урок", "Голос из прошлого", "Сломанный меч", "Обещание", "Рассвет", "Прощание",
+    "Начало",
+    "Клятва",
+    "Ночь перед бурей",
+    "Тайна старого дома",
+    "Возвращение",
+    "Выбор",
+    "Последний урок",
+    "Голос из прошлого",
+    "Сломанный меч",
+    "Обещание",
+    "Рассвет",
+    "Прощание",
 )
-_ANNOUNCES = ("Новая серия каждую среду", "Новая серия каждую субботу", "Релиз завершен!",
-              "Серии выходят по воскресеньям", "Озвучка идёт, следите за новостями")
+_ANNOUNCES = (
+    "Новая серия каждую среду",
+    "Новая серия каждую субботу",
+    "Релиз завершен!",
+    "Серии выходят по воскресеньям",
+    "Озвучка идёт, следите за новостями",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,23 +297,30 @@ def _torrents(rng: random.Random, title_id: int, first: int, last: int, uploaded
         torrent_id = rng.randint(9000, 29999)
         digest = _token(rng, _HEX, 40)
         size = rng.randint(300_000_000, 4_000_000_000) * max(1, (last - first + 1) // 12)
-        items.append({
-            "torrent_id": torrent_id,
-            "episodes": {"first": first, "last": last, "string": span},
-            "quality": {"string": quality, "type": kind, "resolution": resolution,
-                        "encoder": encoder, "lq_audio": None},
-            "leechers": rng.randint(0, 12),
-            "seeders": rng.randint(0, 300),
-            "downloads": rng.randint(100, 90_000),
-            "total_size": size,
-            "size_string": _size_string(size),
-            "url": f"/public/torrent/download.php?id={torrent_id}",
-            "magnet": f"magnet:?xt=urn:btih:{digest}&tr=http%3A%2F%2Ftr.libria.fun%3A2710%2Fannounce",
-            "uploaded_timestamp": uploaded + rng.randint(0, 86_400),
-            "hash": digest,
-            "metadata": None,
-            "raw_base64_file": None,
-        })
+        items.append(
+            {
+                "torrent_id": torrent_id,
+                "episodes": {"first": first, "last": last, "string": span},
+                "quality": {
+                    "string": quality,
+                    "type": kind,
+                    "resolution": resolution,
+                    "encoder": encoder,
+                    "lq_audio": None,
+                },
+                "leechers": rng.randint(0, 12),
+                "seeders": rng.randint(0, 300),
+                "downloads": rng.randint(100, 90_000),
+                "total_size": size,
+                "size_string": _size_string(size),
+                "url": f"/public/torrent/download.php?id={torrent_id}",
+                "magnet": f"magnet:?xt=urn:btih:{digest}&tr=http%3A%2F%2Ftr.libria.fun%3A2710%2Fannounce",
+                "uploaded_timestamp": uploaded + rng.randint(0, 86_400),
+                "hash": digest,
+                "metadata": None,
+                "raw_base64_file": None,
+            }
+        )
     return {"episodes": {"first": first, "last": last, "string": f"{first}-{last}"}, "list": items}
 
 
@@ -294,16 +338,35 @@ def build_catalogue(seed: int = 2024) -> Catalogue:
         releases = []
         for ordinal, member in enumerate(members, start=1):
             row = next(s for s in _SEEDS if s[0] == member)
-            releases.append({"id": ids[member], "code": _slug(member), "ordinal": ordinal,
-                             "names": {"ru": row[1], "en": row[0], "alternative": row[2]}})
+            releases.append(
+                {
+                    "id": ids[member],
+                    "code": _slug(member),
+                    "ordinal": ordinal,
+                    "names": {"ru": row[1], "en": row[0], "alternative": row[2]},
+                }
+            )
         for member in members:
             franchise_of[member] = [{"franchise": franchise, "releases": releases}]
 
     titles = []
-    for index, (romaji, ru, alternative, jp, kind, episodes, minutes, year, season, genres) in enumerate(_SEEDS):
+    for index, (
+        romaji,
+        ru,
+        alternative,
+        jp,
+        kind,
+        episodes,
+        minutes,
+        year,
+        season,
+        genres,
+    ) in enumerate(_SEEDS):
         title_id = ids[romaji]
         ongoing = year >= 2023 or romaji in _LONG_RUNNERS
-        on_player = _LONG_RUNNERS.get(romaji, min(episodes, rng.randint(8, 24)) if ongoing else episodes)
+        on_player = _LONG_RUNNERS.get(
+            romaji, min(episodes, rng.randint(8, 24)) if ongoing else episodes
+        )
         first = 1
         premiere = calendar.timegm((year, 1 + (season - 1) * 3, 1, 18, 0, 0))
         if ongoing:  # a new episode went out within the last few weeks
@@ -325,9 +388,13 @@ def build_catalogue(seed: int = 2024) -> Catalogue:
             "names": {"ru": ru, "en": romaji, "alternative": alternative},
             "franchises": franchise_of.get(romaji, []),
             "announce": None if not ongoing and index % 16 == 7 else rng.choice(_ANNOUNCES),
-            "status": {"string": "В работе", "code": 1} if ongoing else {"string": "Завершен", "code": 2},
-            "posters": {size: {"url": poster, "raw_base64_file": None}
-                        for size in ("small", "medium", "original")},
+            "status": {"string": "В работе", "code": 1}
+            if ongoing
+            else {"string": "Завершен", "code": 2},
+            "posters": {
+                size: {"url": poster, "raw_base64_file": None}
+                for size in ("small", "medium", "original")
+            },
             "updated": updated,
             "last_change": min(updated + rng.randint(0, 30_000_000), _NOW),
             "type": {
@@ -345,17 +412,22 @@ def build_catalogue(seed: int = 2024) -> Catalogue:
                 "decor": sorted(rng.sample(_DECOR, rng.randint(0, 1))),
                 "timing": sorted(rng.sample(_TIMING, rng.randint(1, 2))),
             },
-            "season": {"string": _SEASONS[season], "code": season, "year": year,
-                       "week_day": rng.randint(0, 6)},
+            "season": {
+                "string": _SEASONS[season],
+                "code": season,
+                "year": year,
+                "week_day": rng.randint(0, 6),
+            },
             "description": f"«{ru}» ({romaji}). {rng.choice(_PLOTS)}"
-                           f"{_PARAGRAPH if index % 3 == 0 else ' '}"
-                           f"{rng.choice(_PLOTS)} {rng.choice(_ENDINGS)}",
+            f"{_PARAGRAPH if index % 3 == 0 else ' '}"
+            f"{rng.choice(_PLOTS)} {rng.choice(_ENDINGS)}",
             "in_favorites": rng.randint(200, 40_000) * (5 if romaji in _LONG_RUNNERS else 1),
             "rating": None,  # rendered per service from rating_raw
             "blocked": {"blocked": False, "bakanim": False},
             "player": {
-                "alternative_player": None if rng.random() < 0.5 else
-                f"//kodik.info/serial/{rng.randint(10_000, 60_000)}/{_token(rng, _HEX, 32)}/720p",
+                "alternative_player": None
+                if rng.random() < 0.5
+                else f"//kodik.info/serial/{rng.randint(10_000, 60_000)}/{_token(rng, _HEX, 32)}/720p",
                 "host": "cache.libria.fun",
                 "is_rutube": False,
                 "episodes": {"first": first, "last": on_player, "string": f"{first}-{on_player}"},

@@ -144,8 +144,14 @@ async def _summary_table(proxy: RunningProxy, since: float) -> list[str]:
     for field in sorted(await store.fields(since=since), key=lambda f: (-f.count, f.template)):
         if len(top[field.endpoint]) < _TOP_FIELDS:
             top[field.endpoint].append(f"{field.template or '/'} ({field.kind}) x{field.count}")
-    header = ("endpoint", "compared", "mismatches", "shadow errors", "p50 ms primary/shadow",
-              "top differing fields")
+    header = (
+        "endpoint",
+        "compared",
+        "mismatches",
+        "shadow errors",
+        "p50 ms primary/shadow",
+        "top differing fields",
+    )
     rows = [
         (
             s.endpoint,
@@ -167,8 +173,11 @@ async def _summary_table(proxy: RunningProxy, since: float) -> list[str]:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     compared = sum(s.compared for s in summaries)
     matches = sum(s.matches for s in summaries)
-    lines.append(f"total: {compared} compared, {matches} matched ({matches / compared:.0%})"
-                 if compared else "total: nothing compared")
+    lines.append(
+        f"total: {compared} compared, {matches} matched ({matches / compared:.0%})"
+        if compared
+        else "total: nothing compared"
+    )
     return lines
 
 
@@ -185,7 +194,8 @@ async def _planted_report(proxy: RunningProxy, since: float) -> list[str]:
             seen = any(s.shadow_errors for s in rows)
         else:
             seen = any(
-                planted.field in f.template and planted.kind in f.kind
+                planted.field in f.template
+                and planted.kind in f.kind
                 and planted.endpoint in f.endpoint
                 for f in fields
             )
@@ -219,8 +229,10 @@ async def run_demo(
 
     catalogue = build_catalogue()
     with _stop_on_signals(stop):
-        async with _serving(legacy_app(catalogue)) as legacy_url, \
-                _serving(rewrite_app(catalogue)) as rewrite_url:
+        async with (
+            _serving(legacy_app(catalogue)) as legacy_url,
+            _serving(rewrite_app(catalogue)) as rewrite_url,
+        ):
             settings = Settings(
                 primary=legacy_url,
                 shadow=rewrite_url,
@@ -244,8 +256,12 @@ async def run_demo(
                 say()
                 say(f"sending up to {options.burst} requests, {options.concurrency} at a time ...")
                 stats = await drive(
-                    proxy.traffic_url, duration=remaining(), requests=options.burst,
-                    concurrency=options.concurrency, stop=stop, catalogue=catalogue,
+                    proxy.traffic_url,
+                    duration=remaining(),
+                    requests=options.burst,
+                    concurrency=options.concurrency,
+                    stop=stop,
+                    catalogue=catalogue,
                     tour_first=True,
                 )
                 say(_traffic_line(stats))
@@ -266,8 +282,14 @@ async def run_demo(
                     until = "Ctrl-C to stop" if left is None else f"for {left:.0f} s more"
                     say(f"still sending about {options.rate:g} requests/s, {until}")
                     light = await drive(
-                        proxy.traffic_url, duration=left, requests=None, rate=options.rate,
-                        concurrency=2, seed=2, stop=stop, catalogue=catalogue,
+                        proxy.traffic_url,
+                        duration=left,
+                        requests=None,
+                        rate=options.rate,
+                        concurrency=2,
+                        seed=2,
+                        stop=stop,
+                        catalogue=catalogue,
                     )
                     await proxy.drain(timeout=_DRAIN_TIMEOUT)
                     say(_traffic_line(light))

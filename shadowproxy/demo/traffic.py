@@ -24,14 +24,28 @@ import aiohttp
 from shadowproxy.demo.catalogue import Catalogue, build_catalogue
 
 _SEARCHES = (
-    "атака", "Клинок", "битва", "Летнее время", "ван", "истории", "монолог", "Фрирен", "семья",
+    "атака",
+    "Клинок",
+    "битва",
+    "Летнее время",
+    "ван",
+    "истории",
+    "монолог",
+    "Фрирен",
+    "семья",
     "cудьба апокреф",  # a Latin "c" among Cyrillic letters, as in the AniLibria docs: no results
-    "Steins", "one piece", "кайдзю", "алхимик",
+    "Steins",
+    "one piece",
+    "кайдзю",
+    "алхимик",
 )
 _SEARCH_GENRES = ("Комедия", "Драма", "Фэнтези", "Экшен", "Сёнен", "Романтика")
 _FILTERS = (
-    "id,names,genres", "posters,type,status,player.list.1", "id,code,names.ru,season",
-    "id,torrents.list[*].torrent_id", "names.alternative,team.voice[0]",
+    "id,names,genres",
+    "posters,type,status,player.list.1",
+    "id,code,names.ru,season",
+    "id,torrents.list[*].torrent_id",
+    "names.alternative,team.voice[0]",
 )
 
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -74,8 +88,10 @@ def tour(catalogue: Catalogue) -> Iterator[PlannedRequest]:
         "/v3/title/list?id_list=" + ",".join(str(t.id) for t in catalogue.titles[:3]),
         "/v3/title/search?" + urlencode({"search": "атака", "limit": 5}),
         "/v3/title/schedule?days=0,1,2,3,4,5,6",
-        *(f"/v3/title/updates?page={page}&items_per_page=4&filter=id,code,names,updated"
-          for page in range(1, 5)),
+        *(
+            f"/v3/title/updates?page={page}&items_per_page=4&filter=id,code,names,updated"
+            for page in range(1, 5)
+        ),
         "/v3/genres",
         "/v3/years",
         "/v3/title?code=test",
@@ -100,9 +116,21 @@ def request_mix(
     ids = [t.id for t in catalogue.titles]
     codes = [t.code for t in catalogue.titles]
     kinds = (
-        ("title", 40), ("title_code", 8), ("title_filter", 4), ("list", 12), ("list_codes", 3),
-        ("search", 8), ("search_facets", 3), ("schedule", 5), ("updates", 10), ("genres", 2),
-        ("years", 2), ("missing", 3), ("bad", 1), ("user", 1), ("favourites", 3),
+        ("title", 40),
+        ("title_code", 8),
+        ("title_filter", 4),
+        ("list", 12),
+        ("list_codes", 3),
+        ("search", 8),
+        ("search_facets", 3),
+        ("schedule", 5),
+        ("updates", 10),
+        ("genres", 2),
+        ("years", 2),
+        ("missing", 3),
+        ("bad", 1),
+        ("user", 1),
+        ("favourites", 3),
         ("favourite_write", 1),
     )
     sessions = _sessions(seed)
@@ -130,9 +158,13 @@ def request_mix(
             params = {"search": rng.choice(_SEARCHES), "limit": rng.choice((5, 10))}
         elif kind == "search_facets":
             path = "/v3/title/search"
-            params = {"year": rng.randint(2016, 2024), "genres": rng.choice(_SEARCH_GENRES),
-                      "filter": "id,names,genres,season", "order_by": "in_favorites",
-                      "sort_direction": 1}
+            params = {
+                "year": rng.randint(2016, 2024),
+                "genres": rng.choice(_SEARCH_GENRES),
+                "filter": "id,names,genres,season",
+                "order_by": "in_favorites",
+                "sort_direction": 1,
+            }
         elif kind == "schedule":
             path = "/v3/title/schedule"
             params = {"days": ",".join(sorted(rng.sample("0123456", rng.randint(1, 2))))}
@@ -142,8 +174,11 @@ def request_mix(
             if rng.random() < 0.5:
                 params = {"limit": rng.choice((3, 5)), "filter": "id,code,names,updated,genres"}
             else:
-                params = {"page": rng.choice((1, 1, 2, 3)), "items_per_page": 4,
-                          "filter": "id,code,names,updated"}
+                params = {
+                    "page": rng.choice((1, 1, 2, 3)),
+                    "items_per_page": 4,
+                    "filter": "id,code,names,updated",
+                }
         elif kind == "genres":
             path, params = "/v3/genres", {}
         elif kind == "years":

@@ -151,9 +151,11 @@ class MongoStore:
         if self._client is None:
             options: dict[str, Any] = {"appname": "shadowproxy"}
             lowered = self._url.lower()
-            for name, value in (("serverSelectionTimeoutMS", _TIMEOUT_MS),
-                                ("connectTimeoutMS", _TIMEOUT_MS),
-                                ("socketTimeoutMS", _SOCKET_TIMEOUT_MS)):
+            for name, value in (
+                ("serverSelectionTimeoutMS", _TIMEOUT_MS),
+                ("connectTimeoutMS", _TIMEOUT_MS),
+                ("socketTimeoutMS", _SOCKET_TIMEOUT_MS),
+            ):
                 if name.lower() not in lowered:
                     options[name] = value
             try:
@@ -197,13 +199,20 @@ class MongoStore:
                 [(field, ASCENDING), ("count", DESCENDING), ("_id", ASCENDING)],
                 name=f"{field}_count",
             )
-        await db.counters.create_index([("minute", ASCENDING), ("endpoint", ASCENDING)],
-                                       name="minute")
-        await db.fields.create_index([("minute", ASCENDING), ("endpoint", ASCENDING)],
-                                     name="minute")
+        await db.counters.create_index(
+            [("minute", ASCENDING), ("endpoint", ASCENDING)], name="minute"
+        )
+        await db.fields.create_index(
+            [("minute", ASCENDING), ("endpoint", ASCENDING)], name="minute"
+        )
         await db.seen.create_index("ids", name="ids", unique=True)
-        for name, field in (("records", "at_dt"), ("groups", "last_dt"), ("counters", "dt"),
-                            ("fields", "dt"), ("batches", "dt")):
+        for name, field in (
+            ("records", "at_dt"),
+            ("groups", "last_dt"),
+            ("counters", "dt"),
+            ("fields", "dt"),
+            ("batches", "dt"),
+        ):
             await self._ttl_index(db, name, field, self._ttl)
         await self._ttl_index(db, "seen", "dt", self._seen_ttl)
 
@@ -217,7 +226,8 @@ class MongoStore:
                 raise
             # Retention changed since the index was made: change the index, keep the data.
             await db.command(
-                "collMod", name,
+                "collMod",
+                name,
                 index={"keyPattern": {field: 1}, "expireAfterSeconds": seconds},
             )
 
@@ -258,7 +268,8 @@ class MongoStore:
                     # A network error is labelled transient too, but retrying it here would
                     # only hold the batch: the writer backs off and spools instead.
                     conflict = exc.has_error_label("TransientTransactionError") and not isinstance(
-                        exc, ConnectionFailure)
+                        exc, ConnectionFailure
+                    )
                     if not conflict:
                         raise
                     await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
@@ -345,7 +356,8 @@ class MongoStore:
         if updates:
             await collection.bulk_write(
                 [UpdateOne({"_id": i}, update, upsert=True) for i, _, update in updates],
-                ordered=False, session=session,
+                ordered=False,
+                session=session,
             )
 
     @staticmethod
@@ -443,7 +455,8 @@ class MongoStore:
         counter_incs: dict[tuple[int, str], dict[str, int]] = {}
         for (minute, endpoint), row in tally.counters.items():
             counter_incs[(minute, endpoint)] = {
-                name: n for name, n in zip(document.VERDICT_COLUMNS, row, strict=True) if n}
+                name: n for name, n in zip(document.VERDICT_COLUMNS, row, strict=True) if n
+            }
         for (minute, endpoint, backend, bucket), n in tally.latency.items():
             incs = counter_incs.setdefault((minute, endpoint), {})
             key = f"{_LAT[backend]}{bucket:02d}"
@@ -451,43 +464,71 @@ class MongoStore:
         counters = []
         for (minute, endpoint), incs in counter_incs.items():
             fixed = {"minute": minute, "endpoint": endpoint, "dt": _dt(minute)}
-            counters.append((f"{minute}|{endpoint}", {"_id": f"{minute}|{endpoint}", **fixed,
-                                                      **incs},
-                             {"$inc": incs, "$setOnInsert": fixed}))
+            counters.append(
+                (
+                    f"{minute}|{endpoint}",
+                    {"_id": f"{minute}|{endpoint}", **fixed, **incs},
+                    {"$inc": incs, "$setOnInsert": fixed},
+                )
+            )
         await self._apply(db.counters, counters, session)
         fields = []
         for (minute, endpoint, template, kind), n in tally.fields.items():
             key = hashlib.sha256(
-                f"{minute}\x00{endpoint}\x00{template}\x00{kind}".encode()).hexdigest()[:24]
-            fixed = {"minute": minute, "endpoint": endpoint, "template": template, "kind": kind,
-                     "dt": _dt(minute)}
-            fields.append((key, {"_id": key, **fixed, "n": n},
-                           {"$inc": {"n": n}, "$setOnInsert": fixed}))
+                f"{minute}\x00{endpoint}\x00{template}\x00{kind}".encode()
+            ).hexdigest()[:24]
+            fixed = {
+                "minute": minute,
+                "endpoint": endpoint,
+                "template": template,
+                "kind": kind,
+                "dt": _dt(minute),
+            }
+            fields.append(
+                (key, {"_id": key, **fixed, "n": n}, {"$inc": {"n": n}, "$setOnInsert": fixed})
+            )
         await self._apply(db.fields, fields, session)
         changes = []
         for fingerprint, delta in tally.groups.items():
             state = groups[fingerprint]
-            fixed = {"endpoint": delta.endpoint, "state": TriageState.OPEN.value, "note": "",
-                     "signature": [list(pair) for pair in delta.signature]}
-            mutable = {"hour": state.hour, "hour_stored": state.stored,
-                       "example_ids": state.examples}
-            changes.append((
-                fingerprint,
-                {"_id": fingerprint, **fixed, **mutable, "count": delta.count,
-                 "first_seen": delta.first_seen, "last_seen": delta.last_seen,
-                 "last_dt": _dt(delta.last_seen)},
-                {"$set": mutable, "$setOnInsert": fixed, "$inc": {"count": delta.count},
-                 "$min": {"first_seen": delta.first_seen},
-                 "$max": {"last_seen": delta.last_seen, "last_dt": _dt(delta.last_seen)}},
-            ))
+            fixed = {
+                "endpoint": delta.endpoint,
+                "state": TriageState.OPEN.value,
+                "note": "",
+                "signature": [list(pair) for pair in delta.signature],
+            }
+            mutable = {
+                "hour": state.hour,
+                "hour_stored": state.stored,
+                "example_ids": state.examples,
+            }
+            changes.append(
+                (
+                    fingerprint,
+                    {
+                        "_id": fingerprint,
+                        **fixed,
+                        **mutable,
+                        "count": delta.count,
+                        "first_seen": delta.first_seen,
+                        "last_seen": delta.last_seen,
+                        "last_dt": _dt(delta.last_seen),
+                    },
+                    {
+                        "$set": mutable,
+                        "$setOnInsert": fixed,
+                        "$inc": {"count": delta.count},
+                        "$min": {"first_seen": delta.first_seen},
+                        "$max": {"last_seen": delta.last_seen, "last_dt": _dt(delta.last_seen)},
+                    },
+                )
+            )
         await self._apply(db.groups, changes, session)
 
     # --- reads ------------------------------------------------------------------------------
 
     @staticmethod
-    def _window(
-        since: float | None, until: float | None, endpoint: str | None
-    ) -> dict[str, Any]:
+    def _window(since: float | None, until: float | None, endpoint: str | None) -> dict[str, Any]:
         query: dict[str, Any] = {}
         minute: dict[str, Any] = {}
         if since is not None:
@@ -507,8 +548,11 @@ class MongoStore:
         sums: dict[str, Any] = {"_id": "$endpoint"}
         for name in (*document.VERDICT_COLUMNS, *_LAT_FIELDS):
             sums[name] = {"$sum": f"${name}"}
-        pipeline = [{"$match": self._window(since, until, endpoint)}, {"$group": sums},
-                    {"$sort": {"_id": 1}}]
+        pipeline = [
+            {"$match": self._window(since, until, endpoint)},
+            {"$group": sums},
+            {"$sort": {"_id": 1}},
+        ]
         out: list[EndpointSummary] = []
         try:
             cursor = await db.counters.aggregate(pipeline)
@@ -533,15 +577,17 @@ class MongoStore:
                 TrendPoint(
                     float(doc["minute"]),
                     doc["endpoint"],
-                    int(doc.get("matches", 0) + doc.get("mismatches", 0)
-                        + doc.get("shadow_errors", 0)),
+                    int(
+                        doc.get("matches", 0)
+                        + doc.get("mismatches", 0)
+                        + doc.get("shadow_errors", 0)
+                    ),
                     int(doc.get("mismatches", 0)),
                     int(doc.get("shadow_errors", 0)),
                 )
                 async for doc in db.counters.find(
                     self._window(since, until, endpoint),
-                    {"minute": 1, "endpoint": 1, "matches": 1, "mismatches": 1,
-                     "shadow_errors": 1},
+                    {"minute": 1, "endpoint": 1, "matches": 1, "mismatches": 1, "shadow_errors": 1},
                 ).sort([("minute", ASCENDING), ("endpoint", ASCENDING)])
             ]
         except PyMongoError as exc:
@@ -553,8 +599,12 @@ class MongoStore:
         db = self._database_handle()
         pipeline = [
             {"$match": self._window(since, until, endpoint)},
-            {"$group": {"_id": {"e": "$endpoint", "t": "$template", "k": "$kind"},
-                        "n": {"$sum": "$n"}}},
+            {
+                "$group": {
+                    "_id": {"e": "$endpoint", "t": "$template", "k": "$kind"},
+                    "n": {"$sum": "$n"},
+                }
+            },
         ]
         try:
             cursor = await db.fields.aggregate(pipeline)
@@ -581,8 +631,11 @@ class MongoStore:
         """Newest first, by (received time, id)."""
         db = self._database_handle()
         query: dict[str, Any] = {}
-        for name, value in (("endpoint", endpoint), ("verdict", verdict),
-                            ("fingerprint", fingerprint)):
+        for name, value in (
+            ("endpoint", endpoint),
+            ("verdict", verdict),
+            ("fingerprint", fingerprint),
+        ):
             if value is not None:
                 query[name] = value
         at: dict[str, Any] = {}
@@ -597,8 +650,12 @@ class MongoStore:
             query["$or"] = [{"at": {"$lt": last_at}}, {"at": last_at, "_id": {"$lt": last_id}}]
         limit = max(1, min(limit, 1000))
         try:
-            docs = await db.records.find(query).sort(
-                [("at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1).to_list()
+            docs = (
+                await db.records.find(query)
+                .sort([("at", DESCENDING), ("_id", DESCENDING)])
+                .limit(limit + 1)
+                .to_list()
+            )
         except PyMongoError as exc:
             raise _errors("mismatches", exc) from exc
         records = [document.record_from_doc(doc) for doc in docs[:limit]]
@@ -632,12 +689,18 @@ class MongoStore:
             query["state"] = TriageState(state).value
         if cursor is not None:
             count, fingerprint = decode_cursor("groups", cursor)
-            query["$or"] = [{"count": {"$lt": count}},
-                            {"count": count, "_id": {"$gt": fingerprint}}]
+            query["$or"] = [
+                {"count": {"$lt": count}},
+                {"count": count, "_id": {"$gt": fingerprint}},
+            ]
         limit = max(1, min(limit, 1000))
         try:
-            docs = await db.groups.find(query).sort(
-                [("count", DESCENDING), ("_id", ASCENDING)]).limit(limit + 1).to_list()
+            docs = (
+                await db.groups.find(query)
+                .sort([("count", DESCENDING), ("_id", ASCENDING)])
+                .limit(limit + 1)
+                .to_list()
+            )
         except PyMongoError as exc:
             raise _errors("groups", exc) from exc
         items = [_group_of(doc) for doc in docs[:limit]]
@@ -667,9 +730,12 @@ class MongoStore:
             await self._client.admin.command("ping")
         except PyMongoError as exc:
             return StoreHealth(False, self.engine, f"{type(exc).__name__}: {exc}"[:300])
-        return StoreHealth(True, self.engine, self._database,
-                           {"transactions": self._transactions,
-                            "schema_version": SCHEMA_VERSION})
+        return StoreHealth(
+            True,
+            self.engine,
+            self._database,
+            {"transactions": self._transactions, "schema_version": SCHEMA_VERSION},
+        )
 
 
 def _summary_of(

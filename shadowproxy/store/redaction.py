@@ -52,7 +52,13 @@ DEFAULT_HEADERS = frozenset(
 )
 DEFAULT_QUERY = frozenset({"token", "key", "password", "secret", "api_key", "access_token"})
 DEFAULT_BODY = (
-    "password", "secret", "token", "access_token", "refresh_token", "api_key", "client_secret",
+    "password",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "client_secret",
 )
 """Body field names redacted even when no rule names them."""
 
@@ -111,8 +117,11 @@ class RedactionPolicy:
         """The replacement for one secret value."""
         if not self.hmac_key:
             return REDACTED
-        raw = value.encode() if isinstance(value, str) else orjson.dumps(
-            value, option=orjson.OPT_SORT_KEYS)
+        raw = (
+            value.encode()
+            if isinstance(value, str)
+            else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        )
         return "hmac:" + hmac.new(self.hmac_key, raw, hashlib.sha256).hexdigest()[:16]
 
     def with_body(self, paths: Iterable[str]) -> RedactionPolicy:
@@ -126,8 +135,9 @@ def _split_body_rules(rules: Iterable[str]) -> tuple[frozenset[str], tuple[tuple
     paths: list[tuple[str, ...]] = []
     for rule in rules:
         if rule.startswith(("/", "**")):
-            paths.append(tuple(_unescape(s) for s in rule.lstrip("/").split("/")) if rule != "/"
-                         else ())
+            paths.append(
+                tuple(_unescape(s) for s in rule.lstrip("/").split("/")) if rule != "/" else ()
+            )
         elif rule:
             names.add(rule.lower())
     return frozenset(names), tuple(paths)
@@ -156,18 +166,18 @@ class _Redactor:
         self.policy = policy
         self._name_re = (
             re.compile(
-                r'("(?:' + "|".join(re.escape(n) for n in sorted(policy._names))
+                r'("(?:'
+                + "|".join(re.escape(n) for n in sorted(policy._names))
                 + r')"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)',
                 re.IGNORECASE,
             )
-            if policy._names else None
+            if policy._names
+            else None
         )
         names = {name.encode() for name in policy._names}
         # A name that contains another is found by the shorter one ("token" in "access_token"):
         # each needle left costs a pass over the body.
-        self._needles = tuple(
-            sorted(n for n in names if not any(o != n and o in n for o in names))
-        )
+        self._needles = tuple(sorted(n for n in names if not any(o != n and o in n for o in names)))
 
     def _clean(self, data: bytes) -> bool:
         """True when no secret can be in this JSON text: no secret field name occurs in it at all
@@ -307,7 +317,8 @@ class _Redactor:
         body = request.body
         if full:
             form = "x-www-form-urlencoded" in (
-                next((v for k, v in request.headers if k.lower() == "content-type"), "").lower())
+                next((v for k, v in request.headers if k.lower() == "content-type"), "").lower()
+            )
             headers, body = self.body(headers, body, form=form)
         return replace(request, headers=headers, query=self.query(request.query), body=body)
 

@@ -226,8 +226,7 @@ class SQLiteStore:
                 reader.execute("PRAGMA busy_timeout = 5000")
                 reader.execute("PRAGMA query_only = ON")
                 self._reader_conn = reader
-                self._reader = ThreadPoolExecutor(max_workers=1,
-                                                  thread_name_prefix="sqlite-reader")
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         except BaseException:
             conn.close()
             if self._reader_conn is not None:
@@ -278,14 +277,18 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO batches (key, at) VALUES (?, ?)",
                 (document.batch_key(batch), now),
             ).rowcount
-            fresh = [] if known else [
-                c
-                for c in batch
-                if conn.execute(
-                    "INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", (c.exchange.id, now)
-                ).rowcount
-                == 1
-            ]
+            fresh = (
+                []
+                if known
+                else [
+                    c
+                    for c in batch
+                    if conn.execute(
+                        "INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", (c.exchange.id, now)
+                    ).rowcount
+                    == 1
+                ]
+            )
             self._apply(conn, document.tally(fresh))
             conn.execute("COMMIT")
         except BaseException:
@@ -341,8 +344,15 @@ class SQLiteStore:
             inserted = conn.execute(
                 "INSERT OR IGNORE INTO records (id, at, endpoint, verdict, fingerprint, doc, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.at, record.endpoint, record.verdict, record.fingerprint, doc,
-                 len(doc)),
+                (
+                    record.id,
+                    record.at,
+                    record.endpoint,
+                    record.verdict,
+                    record.fingerprint,
+                    doc,
+                    len(doc),
+                ),
             ).rowcount
             if inserted:
                 kept.append(record.id)
@@ -498,8 +508,11 @@ class SQLiteStore:
         """Newest first, by (received time, id)."""
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("endpoint", endpoint), ("verdict", verdict),
-                              ("fingerprint", fingerprint)):
+        for column, value in (
+            ("endpoint", endpoint),
+            ("verdict", verdict),
+            ("fingerprint", fingerprint),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -593,8 +606,9 @@ class SQLiteStore:
             size = await self._run(self._health_sync)
         except StoreError as exc:
             return StoreHealth(False, self.engine, str(exc))
-        return StoreHealth(True, self.engine, self.path, {"bytes": size,
-                                                           "schema_version": SCHEMA_VERSION})
+        return StoreHealth(
+            True, self.engine, self.path, {"bytes": size, "schema_version": SCHEMA_VERSION}
+        )
 
     def _health_sync(self) -> int:
         return self._used_bytes(self._db())

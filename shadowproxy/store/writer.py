@@ -113,12 +113,15 @@ class StoreWriter:
         if self._closing or len(self._buffer) >= self._capacity:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
-                log.warning("store writer: buffer full, %d comparisons dropped so far",
-                            self._dropped)
+                log.warning(
+                    "store writer: buffer full, %d comparisons dropped so far", self._dropped
+                )
             return False
         self._buffer.append(
-            _capped(comparison, self._body_cap) if comparison.verdict in RECORDED
-            else without_bodies(comparison))
+            _capped(comparison, self._body_cap)
+            if comparison.verdict in RECORDED
+            else without_bodies(comparison)
+        )
         if len(self._buffer) >= self._batch or len(self._buffer) >= self._spill_at:
             self._wake.set()
         return True
@@ -152,8 +155,7 @@ class StoreWriter:
             self._opened = True
         if self._spool_dir is not None:
             try:
-                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir,
-                                                      self._spool_max)
+                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir, self._spool_max)
             except OSError as exc:
                 raise StoreError(f"--spool-dir {self._spool_dir}: {exc.strerror or exc}") from None
             if self._spool.records:
@@ -186,13 +188,14 @@ class StoreWriter:
             return
         if self._spool is None and self._spool_dir is not None:
             with contextlib.suppress(OSError):
-                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir,
-                                                      self._spool_max)
+                self._spool = await asyncio.to_thread(Spool.claim, self._spool_dir, self._spool_max)
         kept = await self._to_spool(left) if self._spool is not None else 0
         if kept < len(left):
             self._dropped += len(left) - kept
-            log.error("store writer: %d comparisons could not be written before shutdown",
-                      len(left) - kept)
+            log.error(
+                "store writer: %d comparisons could not be written before shutdown",
+                len(left) - kept,
+            )
         if kept:
             log.warning("store writer: %d comparisons spooled for the next start", kept)
 
@@ -264,8 +267,9 @@ class StoreWriter:
             while True:
                 waiter = loop.create_task(self._wake.wait())
                 try:
-                    await asyncio.wait({task, waiter}, timeout=self._interval,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {task, waiter}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     waiter.cancel()
                 if task.done():
@@ -320,7 +324,8 @@ def without_bodies(comparison: Comparison) -> Comparison:
         comparison,
         exchange=replace(
             exchange,
-            request=replace(exchange.request, body=b"") if exchange.request.body
+            request=replace(exchange.request, body=b"")
+            if exchange.request.body
             else exchange.request,
             primary=slim(exchange.primary),
             shadow=slim(exchange.shadow),
@@ -339,14 +344,14 @@ def _capped(comparison: Comparison, cap: int) -> Comparison:
 
     request = exchange.request
     primary, shadow = cut(exchange.primary), cut(exchange.shadow)
-    if (primary is exchange.primary and shadow is exchange.shadow
-            and len(request.body) <= cap):
+    if primary is exchange.primary and shadow is exchange.shadow and len(request.body) <= cap:
         return comparison
     return replace(
         comparison,
         exchange=replace(
             exchange,
-            request=replace(request, body=request.body[:cap]) if len(request.body) > cap
+            request=replace(request, body=request.body[:cap])
+            if len(request.body) > cap
             else request,
             primary=primary,
             shadow=shadow,

@@ -34,8 +34,15 @@ class Row:
 
 def demo_command(*extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "shadowproxy", "demo",
-        "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", *extra,
+        sys.executable,
+        "-m",
+        "shadowproxy",
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        *extra,
     ]
 
 
@@ -66,16 +73,32 @@ def test_demo_runs_for_its_duration_and_prints_the_planted_differences(tmp_path:
     started = time.monotonic()
     result = subprocess.run(
         demo_command("--duration", "5"),
-        cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=90, check=False,
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
     elapsed = time.monotonic() - started
     assert 0 == result.returncode, result.stderr
     assert elapsed < 60
     rows = summary_rows(result.stdout)
-    assert {"title.by_id", "titles.list", "titles.search", "titles.schedule", "titles.updates",
-            "genres", "years"} <= set(rows)
-    for planted in ("extra names.jp", "id sent as a string", "/v3/title/updates answers 500",
-                    "/v3/title/schedule answers about 300 ms late"):
+    assert {
+        "title.by_id",
+        "titles.list",
+        "titles.search",
+        "titles.schedule",
+        "titles.updates",
+        "genres",
+        "years",
+    } <= set(rows)
+    for planted in (
+        "extra names.jp",
+        "id sent as a string",
+        "/v3/title/updates answers 500",
+        "/v3/title/schedule answers about 300 ms late",
+    ):
         assert re.search(rf"^  seen +{re.escape(planted)}", result.stdout, re.MULTILINE), planted
     assert "/list/*/id (type)" in rows["titles.search"].fields
     assert rows["titles.updates"].shadow_errors >= 1
@@ -92,7 +115,11 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     exit status 0 and its goodbye line."""
     process = subprocess.Popen(
         demo_command("--no-rules", "--requests", "40", "--rate", "20"),
-        cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -133,8 +160,13 @@ def test_bad_options_stop_the_demo_with_one_clear_line(
     """A missing rule file, an unknown store, a bad duration or address: exit 2, nothing started,
     and the last line of stderr says what and where."""
     result = subprocess.run(
-        demo_command(*flags), cwd=tmp_path, env=environment(), capture_output=True, text=True,
-        timeout=60, check=False,
+        demo_command(*flags),
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert 2 == result.returncode
     assert message in result.stderr.strip().splitlines()[-1]
@@ -148,14 +180,27 @@ def test_backend_mode_serves_one_backend(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "shadowproxy", "demo", "--backend", "legacy",
-         "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "shadowproxy",
+            "demo",
+            "--backend",
+            "legacy",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert process.stdout is not None
-        assert f"demo legacy backend on http://127.0.0.1:{port}" == process.stdout.readline().strip()
+        assert (
+            f"demo legacy backend on http://127.0.0.1:{port}" == process.stdout.readline().strip()
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v3/genres", timeout=5) as answer:
             assert answer.headers["X-Powered-By"] == "Express"
     finally:

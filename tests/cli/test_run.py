@@ -11,7 +11,11 @@ from pathlib import Path
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shadowproxy", "run", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
         env={"PATH": "/usr/bin:/bin"},
     )
 
@@ -24,10 +28,19 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(*BACKENDS, "--listen", f"127.0.0.1:{port}", "--admin-listen", "127.0.0.1:0",
-                     cwd=tmp_path)
+        result = run(
+            *BACKENDS,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--admin-listen",
+            "127.0.0.1:0",
+            cwd=tmp_path,
+        )
     assert 2 == result.returncode
-    assert f"shadowproxy: --listen 127.0.0.1:{port}: address already in use" == result.stderr.splitlines()[-1]
+    assert (
+        f"shadowproxy: --listen 127.0.0.1:{port}: address already in use"
+        == result.stderr.splitlines()[-1]
+    )
 
 
 def test_malformed_url_is_one_line(tmp_path: Path) -> None:
@@ -60,8 +73,18 @@ def test_unknown_option_is_rejected(tmp_path: Path) -> None:
 def test_help_documents_every_option(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert 0 == result.returncode
-    for flag in ("--primary", "--shadow", "--listen", "--admin-listen", "--rules", "--store",
-                 "--sample", "--shadow-timeout", "--queue-size", "SHADOWPROXY_SAMPLE"):
+    for flag in (
+        "--primary",
+        "--shadow",
+        "--listen",
+        "--admin-listen",
+        "--rules",
+        "--store",
+        "--sample",
+        "--shadow-timeout",
+        "--queue-size",
+        "SHADOWPROXY_SAMPLE",
+    ):
         assert flag in result.stdout
 
 
@@ -69,5 +92,7 @@ def test_unwritable_store_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     result = run(*BACKENDS, "--store", f"sqlite:///{tmp_path}/a-file/s.db", cwd=tmp_path)
     assert 2 == result.returncode
-    assert result.stderr.splitlines()[-1].startswith(f"shadowproxy: --store sqlite:///{tmp_path}/a-file/")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"shadowproxy: --store sqlite:///{tmp_path}/a-file/"
+    )
     assert "Traceback" not in result.stderr

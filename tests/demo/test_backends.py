@@ -80,7 +80,11 @@ class Answer:
     elapsed: float
 
     def json(self) -> Any:
-        body = gzip.decompress(self.raw) if self.headers.get("Content-Encoding") == "gzip" else self.raw
+        body = (
+            gzip.decompress(self.raw)
+            if self.headers.get("Content-Encoding") == "gzip"
+            else self.raw
+        )
         return orjson.loads(body)
 
 
@@ -116,16 +120,24 @@ async def fetch(session: aiohttp.ClientSession, url: str, gzip_ok: bool = True) 
         return Answer(response.status, dict(response.headers), raw, time.perf_counter() - started)
 
 
-async def both(session: aiohttp.ClientSession, services: tuple[str, str], target: str) -> tuple[Answer, Answer]:
+async def both(
+    session: aiohttp.ClientSession, services: tuple[str, str], target: str
+) -> tuple[Answer, Answer]:
     legacy_url, rewrite_url = services
     return await fetch(session, legacy_url + target), await fetch(session, rewrite_url + target)
 
 
 ROUTES = [
-    "/v3/title?id={id}", "/v3/title?code={code}", "/v3/title/list?id_list={id},{other}",
-    "/v3/title/list?code_list={code}", "/v3/title/search?search=%D0%B0%D1%82%D0%B0%D0%BA%D0%B0",
-    "/v3/title/schedule?days=0,1,2,3,4,5,6", "/v3/title/updates?limit=5",
-    "/v3/title/updates?page=1&items_per_page=4", "/v3/genres", "/v3/years",
+    "/v3/title?id={id}",
+    "/v3/title?code={code}",
+    "/v3/title/list?id_list={id},{other}",
+    "/v3/title/list?code_list={code}",
+    "/v3/title/search?search=%D0%B0%D1%82%D0%B0%D0%BA%D0%B0",
+    "/v3/title/schedule?days=0,1,2,3,4,5,6",
+    "/v3/title/updates?limit=5",
+    "/v3/title/updates?page=1&items_per_page=4",
+    "/v3/genres",
+    "/v3/years",
 ]
 
 
@@ -167,7 +179,9 @@ async def test_search_sends_ids_as_strings(
     catalogue: Catalogue, services: tuple[str, str], session: aiohttp.ClientSession
 ) -> None:
     """Search results carry the id as a string in the rewrite, a number in the legacy service."""
-    legacy, rewrite = await both(session, services, "/v3/title/search?search=%D0%B0&limit=10&filter=id,names")
+    legacy, rewrite = await both(
+        session, services, "/v3/title/search?search=%D0%B0&limit=10&filter=id,names"
+    )
     legacy_ids = [item["id"] for item in legacy.json()["list"]]
     rewrite_ids = [item["id"] for item in rewrite.json()["list"]]
     assert 5 <= len(legacy_ids)
@@ -210,7 +224,11 @@ async def test_updates_fail_on_late_pages_in_the_rewrite(
     ],
 )
 async def test_errors_come_anilibria_style(
-    target: str, status: int, message: str, services: tuple[str, str], session: aiohttp.ClientSession
+    target: str,
+    status: int,
+    message: str,
+    services: tuple[str, str],
+    session: aiohttp.ClientSession,
 ) -> None:
     """Errors repeat the HTTP status in an {"error": {code, message}} body, on both services."""
     legacy, rewrite = await both(session, services, target)
@@ -234,7 +252,9 @@ async def test_filter_and_remove_shape_the_title(
         "player": {"list": {"1": title.document["player"]["list"]["1"]}},
         "torrents": {"list": torrents},
     } == picked
-    dropped = (await fetch(session, f"{legacy_url}/v3/title?id={title.id}&remove=player,torrents,names.en")).json()
+    dropped = (
+        await fetch(session, f"{legacy_url}/v3/title?id={title.id}&remove=player,torrents,names.en")
+    ).json()
     assert "player" not in dropped
     assert "torrents" not in dropped
     assert {"ru", "alternative"} == set(dropped["names"])
@@ -284,11 +304,15 @@ async def test_a_session_sees_its_own_fixed_user_and_favourites(
     assert {"login", "nickname", "email"} <= set(user_legacy.json())
     target = f"/v3/user/favorites?session={SESSION}&filter=id"
     before = (await fetch(session, legacy_url + target)).json()
-    async with session.put(f"{legacy_url}/v3/user/favorites?session={SESSION}&title_id={before['list'][0]['id']}") as put:
+    async with session.put(
+        f"{legacy_url}/v3/user/favorites?session={SESSION}&title_id={before['list'][0]['id']}"
+    ) as put:
         assert (200, {"success": True}) == (put.status, await put.json())
     after_legacy, after_rewrite = await both(session, services, target)
     assert before == after_legacy.json()
-    assert {("/pagination/took_ms", "type")} >= differences(after_legacy.json(), after_rewrite.json())
+    assert {("/pagination/took_ms", "type")} >= differences(
+        after_legacy.json(), after_rewrite.json()
+    )
     other = (await fetch(session, legacy_url + target.replace("0123", "fedc"))).json()
     assert before["list"] != other["list"]
 
@@ -298,12 +322,21 @@ async def test_a_session_sees_its_own_fixed_user_and_favourites(
     [
         ("GET", "/v3/user?session=nope", 401, "Invalid session"),
         ("GET", "/v3/user/favorites", 401, "Invalid session"),
-        ("PUT", f"/v3/user/favorites?session={SESSION}", 412, "Required parameter missing: title_id"),
+        (
+            "PUT",
+            f"/v3/user/favorites?session={SESSION}",
+            412,
+            "Required parameter missing: title_id",
+        ),
         ("DELETE", f"/v3/user/favorites?session={SESSION}&title_id=1", 404, 'Title "1" not found!'),
     ],
 )
 async def test_user_errors(
-    method: str, target: str, status: int, message: str, services: tuple[str, str],
+    method: str,
+    target: str,
+    status: int,
+    message: str,
+    services: tuple[str, str],
     session: aiohttp.ClientSession,
 ) -> None:
     """A bad session, a missing or unknown title_id: AniLibria-style errors."""

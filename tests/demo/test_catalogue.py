@@ -9,9 +9,25 @@ import orjson
 from shadowproxy.demo.catalogue import build_catalogue
 
 V3_KEYS = [
-    "id", "code", "names", "franchises", "announce", "status", "posters", "updated", "last_change",
-    "type", "genres", "team", "season", "description", "in_favorites", "rating", "blocked",
-    "player", "torrents",
+    "id",
+    "code",
+    "names",
+    "franchises",
+    "announce",
+    "status",
+    "posters",
+    "updated",
+    "last_change",
+    "type",
+    "genres",
+    "team",
+    "season",
+    "description",
+    "in_favorites",
+    "rating",
+    "blocked",
+    "player",
+    "torrents",
 ]
 
 

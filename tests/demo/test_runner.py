@@ -71,8 +71,13 @@ def options(tmp_path: Path, **overrides: Any) -> DemoOptions:
     rules = tmp_path / "noise.yaml"
     rules.write_text(NOISE_RULES, encoding="utf-8")
     base = DemoOptions(
-        duration=None, listen=HostPort("127.0.0.1", 0), admin_listen=HostPort("127.0.0.1", 0),
-        store=f"sqlite:///{tmp_path / 'demo.db'}", rules=rules, burst=150, rate=10.0,
+        duration=None,
+        listen=HostPort("127.0.0.1", 0),
+        admin_listen=HostPort("127.0.0.1", 0),
+        store=f"sqlite:///{tmp_path / 'demo.db'}",
+        rules=rules,
+        burst=150,
+        rate=10.0,
     )
     return replace(base, **overrides)
 

@@ -18,8 +18,15 @@ from shadowproxy.demo.catalogue import build_catalogue
 from shadowproxy.demo.traffic import drive, request_mix
 
 ROUTES = {
-    "/v3/title", "/v3/title/list", "/v3/title/search", "/v3/title/schedule",
-    "/v3/title/updates", "/v3/genres", "/v3/years", "/v3/user", "/v3/user/favorites",
+    "/v3/title",
+    "/v3/title/list",
+    "/v3/title/search",
+    "/v3/title/schedule",
+    "/v3/title/updates",
+    "/v3/genres",
+    "/v3/years",
+    "/v3/user",
+    "/v3/user/favorites",
 }
 
 
@@ -94,9 +101,15 @@ def test_tour_visits_every_route_then_every_title_first() -> None:
     """With tour_first, every route is visited once, then every title by id, before the random
     mix: routes first, so a short run has seen every endpoint."""
     catalogue = build_catalogue()
-    planned = list(itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 13))
+    planned = list(
+        itertools.islice(request_mix(catalogue, tour_first=True), len(catalogue.titles) + 13)
+    )
     targets = [urlsplit(r.target) for r in planned]
-    ids = {int(parse_qs(t.query)["id"][0]) for t in targets if t.path == "/v3/title" and "id=" in t.query}
+    ids = {
+        int(parse_qs(t.query)["id"][0])
+        for t in targets
+        if t.path == "/v3/title" and "id=" in t.query
+    }
     assert set(catalogue.by_id) == ids
     assert ROUTES == {t.path for t in targets}
     assert any("page=3" in t.query for t in targets)

@@ -25,5 +25,3 @@ def exchanges(count: int, *, start: int = 0) -> list[Exchange]:
 def expected_verdicts(count: int, *, start: int = 0) -> Counter[Verdict]:
     """How many of each verdict :func:`exchanges` yields."""
     return Counter(VERDICTS[i % 3] for i in range(start, start + count))
-
-

@@ -187,9 +187,7 @@ async def test_mongodb_dies_mid_run_and_returns(
             store_buffer=10,
         )
         await burst(client, running, 3)
-        await eventually(
-            lambda: _equals(stored(running), 3), describe=running.runtime.writer.stats
-        )
+        await eventually(lambda: _equals(stored(running), 3), describe=running.runtime.writer.stats)
         await asyncio.to_thread(server.stop)
         seen = await burst(client, running)
         h.assert_unaffected(seen, record_figure)

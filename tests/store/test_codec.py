@@ -14,9 +14,10 @@ def test_round_trip_is_lossless(verdict: Verdict) -> None:
     """Every field, including bytes, JSON value types and error outcomes, comes back equal."""
     comparison = make_comparison(
         verdict=verdict,
-        differences=(Difference("/a/0", "/a/*", DiffKind.TYPE, 24, 24.0, Severity.CRITICAL,
-                                "/a/[id=1]"),
-                     Difference("/big", "/big", DiffKind.VALUE, 2**80, {"$k.x": [None]})),
+        differences=(
+            Difference("/a/0", "/a/*", DiffKind.TYPE, 24, 24.0, Severity.CRITICAL, "/a/[id=1]"),
+            Difference("/big", "/big", DiffKind.VALUE, 2**80, {"$k.x": [None]}),
+        ),
     )
 
     encoded = encode_comparison(comparison)
@@ -30,7 +31,8 @@ def test_round_trip_is_lossless(verdict: Verdict) -> None:
 def test_an_error_outcome_round_trips() -> None:
     """A backend error keeps its kind, elapsed time and detail."""
     comparison = make_comparison(
-        verdict=Verdict.SHADOW_ERROR, shadow=BackendError(ErrorKind.RESET, 0.5, "reset by peer"))
+        verdict=Verdict.SHADOW_ERROR, shadow=BackendError(ErrorKind.RESET, 0.5, "reset by peer")
+    )
 
     assert comparison == decode_comparison(encode_comparison(comparison))
 

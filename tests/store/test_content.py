@@ -24,8 +24,11 @@ BODY = '{"names": {"ru": "Твоё имя"}}'.encode()
 )
 def test_known_encodings_are_removed(encoding: str, encoded: bytes) -> None:
     """The decoded body, without Content-Encoding/Length, with a note of what was removed."""
-    headers = (("Content-Type", "application/json"), ("Content-Encoding", encoding),
-               ("Content-Length", str(len(encoded))))
+    headers = (
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", encoding),
+        ("Content-Length", str(len(encoded))),
+    )
 
     decoded = decode_body(headers, encoded)
 
@@ -45,8 +48,9 @@ def test_a_cut_gzip_stream_yields_its_beginning() -> None:
     assert len(decoded.body) > 1000
 
 
-@pytest.mark.parametrize("headers", [(("content-encoding", "gzip"),),
-                                     (("content-encoding", "zstd"),)])
+@pytest.mark.parametrize(
+    "headers", [(("content-encoding", "gzip"),), (("content-encoding", "zstd"),)]
+)
 def test_undecodable_bodies_are_left_alone(headers: tuple[tuple[str, str], ...]) -> None:
     """Garbage or an unknown encoding: body and headers unchanged."""
     decoded = decode_body(headers, b"\x00garbage")

@@ -12,8 +12,11 @@ from shadowproxy.store.sqlite import SQLiteStore
 
 @pytest.mark.parametrize(
     "url",
-    ["mongodb://127.0.0.1:27017/", "mongodb://u:p@h1:27017,h2:27018/prod?replicaSet=rs&tls=true",
-     "mongodb+srv://user:secret@cluster0.example.net/prod?retryWrites=true"],
+    [
+        "mongodb://127.0.0.1:27017/",
+        "mongodb://u:p@h1:27017,h2:27018/prod?replicaSet=rs&tls=true",
+        "mongodb+srv://user:secret@cluster0.example.net/prod?retryWrites=true",
+    ],
 )
 def test_mongodb_urls_open_a_mongo_store_without_connecting(url: str) -> None:
     """Any standard connection string; nothing is contacted until aopen."""
@@ -25,7 +28,9 @@ def test_the_database_comes_from_the_path() -> None:
     from shadowproxy.store import mongo_database
 
     assert ("prod", "shadowproxy") == (
-        mongo_database("mongodb://h/prod?tls=true"), mongo_database("mongodb://h"))
+        mongo_database("mongodb://h/prod?tls=true"),
+        mongo_database("mongodb://h"),
+    )
 
 
 @pytest.mark.parametrize(

@@ -44,8 +44,11 @@ async def test_a_batch_retried_after_its_ids_expired_counts_nothing_twice(mongo_
     """Exchange ids expire from ``seen`` after the window; the batch key still stops a retry."""
     store = MongoStore(mongo_url, mongo_url.rsplit("/", 1)[1], seen_window=1)
     await store.aopen()
-    batch = [make_comparison(verdict=v, fingerprint=f"g{i}")
-             for i in range(5) for v in (Verdict.MATCH, Verdict.MISMATCH)]
+    batch = [
+        make_comparison(verdict=v, fingerprint=f"g{i}")
+        for i in range(5)
+        for v in (Verdict.MATCH, Verdict.MISMATCH)
+    ]
     await store.write(batch)
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
@@ -161,12 +164,18 @@ async def test_concurrent_writers_with_overlapping_batches_count_once(
     try:
         await first.aopen()
         await second.aopen()
-        batch = [make_comparison(verdict=Verdict.MISMATCH if i % 2 else Verdict.MATCH,
-                                 fingerprint=f"g{i % 7}") for i in range(200)]
+        batch = [
+            make_comparison(
+                verdict=Verdict.MISMATCH if i % 2 else Verdict.MATCH, fingerprint=f"g{i % 7}"
+            )
+            for i in range(200)
+        ]
 
         for start in range(0, 200, 40):
-            await asyncio.gather(first.write(batch[start:start + 40]),
-                                 second.write(batch[max(0, start - 20):start + 30]))
+            await asyncio.gather(
+                first.write(batch[start : start + 40]),
+                second.write(batch[max(0, start - 20) : start + 30]),
+            )
 
         [summary] = await first.summary()
         assert (200, 100) == (summary.compared, summary.mismatches)
@@ -195,12 +204,15 @@ async def test_killing_the_server_mid_traffic_loses_and_duplicates_nothing(tmp_p
     data = tmp_path / "mongo-data"
     server: SecantusDBServer = start_mongo(port=port, storage=str(data))
     store = open_store(f"mongodb://127.0.0.1:{port}/outage?serverSelectionTimeoutMS=400")
-    writer = StoreWriter(store, batch=25, flush_interval=0.05, buffer=100,
-                         spool_dir=tmp_path / "spool")
+    writer = StoreWriter(
+        store, batch=25, flush_interval=0.05, buffer=100, spool_dir=tmp_path / "spool"
+    )
     await writer.start()
     verdicts = (Verdict.MATCH, Verdict.MISMATCH, Verdict.SHADOW_ERROR)
-    batch = [make_comparison(id=f"x{i:05d}", verdict=verdicts[i % 3], fingerprint=f"g{i}")
-             for i in range(900)]
+    batch = [
+        make_comparison(id=f"x{i:05d}", verdict=verdicts[i % 3], fingerprint=f"g{i}")
+        for i in range(900)
+    ]
     refused = 0
     try:
         for i, comparison in enumerate(batch):
@@ -213,15 +225,25 @@ async def test_killing_the_server_mid_traffic_loses_and_duplicates_nothing(tmp_p
                 await eventually(lambda: not writer.stats().store_up)
                 assert writer.stats().spooled_records > 0
                 server = await asyncio.to_thread(start_mongo, port, str(data))
-        await eventually(lambda: writer.stats().written >= 900 and not writer.stats().buffered
-                         and not writer.stats().spooled_records, timeout=60)
+        await eventually(
+            lambda: (
+                writer.stats().written >= 900
+                and not writer.stats().buffered
+                and not writer.stats().spooled_records
+            ),
+            timeout=60,
+        )
         await writer.aclose()
 
         assert 0 == refused
         assert writer.stats().errors > 0
         [summary] = await store.summary()
-        assert (900, 300, 300, 300) == (summary.compared, summary.matches, summary.mismatches,
-                                        summary.shadow_errors)
+        assert (900, 300, 300, 300) == (
+            summary.compared,
+            summary.matches,
+            summary.mismatches,
+            summary.shadow_errors,
+        )
         ids: list[str] = []
         cursor = None
         while True:

@@ -26,24 +26,37 @@ def response_of(comparison_outcome: object) -> CapturedResponse:
 
 def test_secret_headers_are_masked_keeping_their_shape() -> None:
     """Auth scheme, cookie names and Set-Cookie attributes stay; the secret parts go."""
-    request = make_request(headers=(
-        ("Authorization", "Bearer abc.def.ghi"), ("Cookie", "sid=123; lang=ru"),
-        ("X-Api-Key", "k-999"), ("X-Session", "zzz"), ("Accept", "application/json"),
-        ("Proxy-Authorization", "Basic dXNlcjpwYXNz"),
-    ))
-    primary = make_response(headers=(("Set-Cookie", "sid=123; Path=/; HttpOnly"),
-                                     ("Location", "/next?token=t0k&page=2")))
+    request = make_request(
+        headers=(
+            ("Authorization", "Bearer abc.def.ghi"),
+            ("Cookie", "sid=123; lang=ru"),
+            ("X-Api-Key", "k-999"),
+            ("X-Session", "zzz"),
+            ("Accept", "application/json"),
+            ("Proxy-Authorization", "Basic dXNlcjpwYXNz"),
+        )
+    )
+    primary = make_response(
+        headers=(
+            ("Set-Cookie", "sid=123; Path=/; HttpOnly"),
+            ("Location", "/next?token=t0k&page=2"),
+        )
+    )
 
     out = redact_comparison(make_comparison(request=request, primary=primary), POLICY)
 
     assert (
-        ("Authorization", "Bearer [redacted]"), ("Cookie", "sid=[redacted]; lang=[redacted]"),
-        ("X-Api-Key", REDACTED), ("X-Session", REDACTED), ("Accept", "application/json"),
+        ("Authorization", "Bearer [redacted]"),
+        ("Cookie", "sid=[redacted]; lang=[redacted]"),
+        ("X-Api-Key", REDACTED),
+        ("X-Session", REDACTED),
+        ("Accept", "application/json"),
         ("Proxy-Authorization", "Basic [redacted]"),
     ) == out.exchange.request.headers
-    assert (("Set-Cookie", "sid=[redacted]; Path=/; HttpOnly"),
-            ("Location", "/next?token=[redacted]&page=2")) == response_of(
-        out.exchange.primary).headers[:2]
+    assert (
+        ("Set-Cookie", "sid=[redacted]; Path=/; HttpOnly"),
+        ("Location", "/next?token=[redacted]&page=2"),
+    ) == response_of(out.exchange.primary).headers[:2]
 
 
 def test_secret_query_parameters_are_masked() -> None:
@@ -52,24 +65,32 @@ def test_secret_query_parameters_are_masked() -> None:
 
     out = redact_comparison(make_comparison(request=request), POLICY)
 
-    assert ("id=9174&TOKEN=[redacted]&api%5Fkey=[redacted]&sig=[redacted]"
-            "&filter=names&password") == out.exchange.request.query
+    assert (
+        "id=9174&TOKEN=[redacted]&api%5Fkey=[redacted]&sig=[redacted]&filter=names&password"
+    ) == out.exchange.request.query
 
 
 def test_json_body_fields_by_name_and_by_path() -> None:
     """Names match at any depth; paths match with * and **; a gzip'd body is stored decoded."""
-    document = {"user": {"login": "neo", "password": "p1"},
-                "list": [{"id": 1, "passport": "AB1"}, {"id": 2, "passport": "CD2"}],
-                "deep": {"a": {"b": {"pin": "0000"}}}, "pin": "keep"}
+    document = {
+        "user": {"login": "neo", "password": "p1"},
+        "list": [{"id": 1, "passport": "AB1"}, {"id": 2, "passport": "CD2"}],
+        "deep": {"a": {"b": {"pin": "0000"}}},
+        "pin": "keep",
+    }
     primary = make_response(document, gzipped=True)
 
-    out = redact_comparison(make_comparison(primary=primary), POLICY,
-                            body_paths=("/list/*/passport", "/deep/**/pin"))
+    out = redact_comparison(
+        make_comparison(primary=primary), POLICY, body_paths=("/list/*/passport", "/deep/**/pin")
+    )
 
     stored = response_of(out.exchange.primary)
-    assert {"user": {"login": "neo", "password": REDACTED},
-            "list": [{"id": 1, "passport": REDACTED}, {"id": 2, "passport": REDACTED}],
-            "deep": {"a": {"b": {"pin": REDACTED}}}, "pin": "keep"} == orjson.loads(stored.body)
+    assert {
+        "user": {"login": "neo", "password": REDACTED},
+        "list": [{"id": 1, "passport": REDACTED}, {"id": 2, "passport": REDACTED}],
+        "deep": {"a": {"b": {"pin": REDACTED}}},
+        "pin": "keep",
+    } == orjson.loads(stored.body)
     assert (DECODED_HEADER, "gzip") in stored.headers
     assert "content-encoding" not in {k.lower() for k, _ in stored.headers}
 
@@ -88,18 +109,26 @@ def test_differences_at_secret_places_are_masked() -> None:
     diffs = (
         Difference("/user/password", "/user/password", DiffKind.VALUE, "p1", "p2"),
         Difference("/user", "/user", DiffKind.MISSING, {"login": "neo", "token": "t1"}, None),
-        Difference("/headers/set-cookie", "/headers/set-cookie", DiffKind.HEADER,
-                   "sid=1; Path=/", "sid=2; Path=/"),
+        Difference(
+            "/headers/set-cookie",
+            "/headers/set-cookie",
+            DiffKind.HEADER,
+            "sid=1; Path=/",
+            "sid=2; Path=/",
+        ),
         Difference("/rating", "/rating", DiffKind.VALUE, 8.7, 8.69),
         Difference("", "", DiffKind.UNPARSEABLE, '{"password": "p9", "x": 1', None),
     )
 
     out = redact_comparison(make_comparison(differences=diffs), POLICY)
 
-    assert [(REDACTED, REDACTED), ({"login": "neo", "token": REDACTED}, None),
-            ("sid=[redacted]; Path=/", "sid=[redacted]; Path=/"), (8.7, 8.69),
-            ('{"password": "[redacted]", "x": 1', None)] == [
-        (d.primary, d.shadow) for d in out.differences]
+    assert [
+        (REDACTED, REDACTED),
+        ({"login": "neo", "token": REDACTED}, None),
+        ("sid=[redacted]; Path=/", "sid=[redacted]; Path=/"),
+        (8.7, 8.69),
+        ('{"password": "[redacted]", "x": 1', None),
+    ] == [(d.primary, d.shadow) for d in out.differences]
 
 
 def test_hmac_keeps_equality_visible_without_the_secret() -> None:
@@ -120,22 +149,23 @@ def test_hmac_keeps_equality_visible_without_the_secret() -> None:
 
 def test_form_bodies_and_unparseable_json_are_masked() -> None:
     """A login form's password and a cut JSON body's token are masked too."""
-    request = make_request(method="POST", body=b"user=neo&password=hunter2",
-                           headers=(("content-type", "application/x-www-form-urlencoded"),))
+    request = make_request(
+        method="POST",
+        body=b"user=neo&password=hunter2",
+        headers=(("content-type", "application/x-www-form-urlencoded"),),
+    )
     primary = make_response(body=b'{"access_token": "eyJ0", "list": [1, 2', gzipped=False)
 
     out = redact_comparison(make_comparison(request=request, primary=primary), POLICY)
 
     assert b"user=neo&password=[redacted]" == out.exchange.request.body
-    assert b'{"access_token": "[redacted]", "list": [1, 2' == response_of(
-        out.exchange.primary).body
+    assert b'{"access_token": "[redacted]", "list": [1, 2' == response_of(out.exchange.primary).body
 
 
 def test_bodies_of_matches_are_not_parsed() -> None:
     """Only mismatches and shadow errors have bodies stored: others keep theirs (headers are
     still masked)."""
-    comparison = make_comparison(verdict=Verdict.MATCH,
-                                 primary=make_response({"password": "p"}))
+    comparison = make_comparison(verdict=Verdict.MATCH, primary=make_response({"password": "p"}))
 
     out = redact_comparison(comparison, POLICY)
 
@@ -146,7 +176,8 @@ def test_bodies_of_matches_are_not_parsed() -> None:
 def test_the_policy_comes_from_settings_and_pickles() -> None:
     """Settings extend the defaults; the policy crosses into comparator processes."""
     policy = RedactionPolicy.from_settings(
-        Settings(redact_headers=("x-trace-secret",), redact_query=("sig",), redact_hmac_key="k"))
+        Settings(redact_headers=("x-trace-secret",), redact_query=("sig",), redact_hmac_key="k")
+    )
 
     assert {"authorization", "x-trace-secret"} <= policy.headers
     assert {"token", "sig"} <= policy.query
@@ -155,8 +186,13 @@ def test_the_policy_comes_from_settings_and_pickles() -> None:
     assert policy.mask("x") == copy.mask("x")
 
 
-@given(st.dictionaries(st.sampled_from(["password", "id", "name", "token"]),
-                       st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1)), max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["password", "id", "name", "token"]),
+        st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1)),
+        max_size=4,
+    )
+)
 def test_redacting_twice_is_redacting_once(document: dict[str, object]) -> None:
     """Redaction is idempotent, so a comparison may safely pass through it again."""
     primary = make_response(document)
@@ -173,7 +209,8 @@ def test_content_length_does_not_lie_after_masking(encoded: bool) -> None:
     raw = orjson.dumps({"password": "a-long-secret-value"})
     body = gzip.compress(raw) if encoded else raw
     headers = (("content-length", str(len(body))),) + (
-        (("content-encoding", "gzip"),) if encoded else ())
+        (("content-encoding", "gzip"),) if encoded else ()
+    )
     primary = make_response(body=raw, gzipped=encoded, headers=headers)
 
     out = response_of(redact_comparison(make_comparison(primary=primary), POLICY).exchange.primary)

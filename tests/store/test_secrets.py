@@ -41,7 +41,7 @@ def needles(secret: str) -> list[bytes]:
         encoded = base64.b64encode(b"\0" * pad + raw)
         first_group = -(-pad // 3)
         last_group = (pad + len(raw)) // 3
-        found.append(encoded[4 * first_group: 4 * last_group])
+        found.append(encoded[4 * first_group : 4 * last_group])
     return found
 
 
@@ -54,31 +54,49 @@ def planted_traffic() -> list[Comparison]:
     request = make_request(
         method="POST",
         query=f"id=9174&token={s['query']}",
-        headers=(("authorization", f"Bearer {s['auth']}"), ("cookie", f"sid={s['cookie']}"),
-                 ("x-api-key", s["apikey"]), ("content-type", "application/json")),
+        headers=(
+            ("authorization", f"Bearer {s['auth']}"),
+            ("cookie", f"sid={s['cookie']}"),
+            ("x-api-key", s["apikey"]),
+            ("content-type", "application/json"),
+        ),
         body=orjson.dumps({"login": "neo", "password": s["password"]}),
     )
     primary = make_response(
         {"id": 9174, "access_token": s["access"], "user": {"passport": s["passport"]}},
         gzipped=True,
-        headers=(("content-type", "application/json"), ("content-encoding", "gzip"),
-                 ("set-cookie", f"sid={s['setcookie']}; Path=/")),
+        headers=(
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("set-cookie", f"sid={s['setcookie']}; Path=/"),
+        ),
     )
-    shadow = make_response({"id": 9174, "access_token": s["access"],
-                            "user": {"passport": s["passport2"]}})
+    shadow = make_response(
+        {"id": 9174, "access_token": s["access"], "user": {"passport": s["passport2"]}}
+    )
     diffs = (
-        Difference("/user/passport", "/user/passport", DiffKind.VALUE, s["passport"],
-                   s["passport2"]),
-        Difference("/headers/set-cookie", "/headers/set-cookie", DiffKind.HEADER,
-                   f"sid={s['setcookie']}; Path=/", None),
+        Difference(
+            "/user/passport", "/user/passport", DiffKind.VALUE, s["passport"], s["passport2"]
+        ),
+        Difference(
+            "/headers/set-cookie",
+            "/headers/set-cookie",
+            DiffKind.HEADER,
+            f"sid={s['setcookie']}; Path=/",
+            None,
+        ),
         Difference("/user", "/user", DiffKind.VALUE, {"passport": s["passport"]}, {}),
     )
     return [
-        make_comparison(verdict=Verdict.MISMATCH, request=request, primary=primary,
-                        shadow=shadow, differences=diffs),
+        make_comparison(
+            verdict=Verdict.MISMATCH,
+            request=request,
+            primary=primary,
+            shadow=shadow,
+            differences=diffs,
+        ),
         make_comparison(verdict=Verdict.SHADOW_ERROR, request=request, primary=primary),
-        make_comparison(verdict=Verdict.MATCH, request=request, primary=primary,
-                        shadow=primary),
+        make_comparison(verdict=Verdict.MATCH, request=request, primary=primary, shadow=primary),
     ]
 
 
@@ -90,8 +108,9 @@ async def store_traffic(store_url: str, spool: Path, policy: RedactionPolicy) ->
     writer = StoreWriter(store, flush_interval=0.05, spool_dir=spool)
     await writer.start()
     for comparison in planted_traffic():
-        writer.submit(redact_comparison(comparison, policy, () if policy is NO_REDACTION
-                                        else RULE_PATHS))
+        writer.submit(
+            redact_comparison(comparison, policy, () if policy is NO_REDACTION else RULE_PATHS)
+        )
     await writer.aclose()
     await store.aclose()
     return writer
@@ -101,8 +120,9 @@ def files_under(path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
 
 
-@pytest.mark.parametrize(("policy", "expect_leaks"),
-                         [(RedactionPolicy(), False), (NO_REDACTION, True)])
+@pytest.mark.parametrize(
+    ("policy", "expect_leaks"), [(RedactionPolicy(), False), (NO_REDACTION, True)]
+)
 async def test_sqlite_file_wal_and_spool_hold_no_secret(
     tmp_path: Path, policy: RedactionPolicy, expect_leaks: bool
 ) -> None:
@@ -112,8 +132,9 @@ async def test_sqlite_file_wal_and_spool_hold_no_secret(
     writer = StoreWriter(store, flush_interval=0.05, spool_dir=tmp_path / "spool")
     await writer.start()
     for comparison in planted_traffic():
-        writer.submit(redact_comparison(comparison, policy, () if policy is NO_REDACTION
-                                        else RULE_PATHS))
+        writer.submit(
+            redact_comparison(comparison, policy, () if policy is NO_REDACTION else RULE_PATHS)
+        )
     await writer.aclose()
     assert (tmp_path / "data" / "s.db-wal").stat().st_size > 0
     while_open = leaks(files_under(tmp_path))
@@ -128,8 +149,9 @@ async def test_sqlite_file_wal_and_spool_hold_no_secret(
         assert set() == while_open | after_close
 
 
-@pytest.mark.parametrize(("policy", "expect_leaks"),
-                         [(RedactionPolicy(), False), (NO_REDACTION, True)])
+@pytest.mark.parametrize(
+    ("policy", "expect_leaks"), [(RedactionPolicy(), False), (NO_REDACTION, True)]
+)
 async def test_no_mongo_collection_holds_a_secret(
     mongo_url: str, tmp_path: Path, policy: RedactionPolicy, expect_leaks: bool
 ) -> None:
@@ -166,6 +188,8 @@ async def test_stored_records_read_back_redacted(make_store: StoreFactory) -> No
     assert "token=[redacted]" in record.target
     assert ("authorization", "Bearer [redacted]") in record.request_headers
     assert {"passport": "[redacted]"} == orjson.loads(record.primary.body)["user"]
-    assert ("[redacted]", "[redacted]") == (record.differences[0].primary,
-                                            record.differences[0].shadow)
+    assert ("[redacted]", "[redacted]") == (
+        record.differences[0].primary,
+        record.differences[0].shadow,
+    )
     assert set() == leaks(repr(record).encode())

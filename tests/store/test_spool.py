@@ -23,7 +23,7 @@ def test_records_come_back_in_order_across_segments(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10 << 20, segment_bytes=8192)
     batch = make_batch(40)
     for start in range(0, 40, 5):
-        assert 5 == spool.append(batch[start:start + 5])
+        assert 5 == spool.append(batch[start : start + 5])
     assert len(list(tmp_path.iterdir())) > 1
 
     first = spool.read(3)

@@ -27,21 +27,55 @@ def make_v1_database(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript(SCHEMA_V1)
     conn.execute("PRAGMA user_version = 1")
-    doc = orjson.dumps({"_id": "old1", "at": NOW, "endpoint": "GET /old", "method": "GET",
-                        "target": "/old", "request_headers": [], "request_body": "",
-                        "primary": {"status": 200, "headers": [], "body": "e30=",
-                                    "elapsed_ms": 3.0, "truncated": False, "error": None},
-                        "shadow": {"status": 200, "headers": [], "body": "W10=",
-                                   "elapsed_ms": 4.0, "truncated": False, "error": None},
-                        "verdict": "mismatch", "differences": [
-                            {"pointer": "", "template": "", "kind": "type", "primary": "{}",
-                             "shadow": "[]", "severity": "normal"}],
-                        "fingerprint": "f1", "ruleset_version": "v1"})
-    conn.execute("INSERT INTO records VALUES ('old1', ?, 'GET /old', 'mismatch', 'f1', ?)",
-                 (NOW, doc))
+    doc = orjson.dumps(
+        {
+            "_id": "old1",
+            "at": NOW,
+            "endpoint": "GET /old",
+            "method": "GET",
+            "target": "/old",
+            "request_headers": [],
+            "request_body": "",
+            "primary": {
+                "status": 200,
+                "headers": [],
+                "body": "e30=",
+                "elapsed_ms": 3.0,
+                "truncated": False,
+                "error": None,
+            },
+            "shadow": {
+                "status": 200,
+                "headers": [],
+                "body": "W10=",
+                "elapsed_ms": 4.0,
+                "truncated": False,
+                "error": None,
+            },
+            "verdict": "mismatch",
+            "differences": [
+                {
+                    "pointer": "",
+                    "template": "",
+                    "kind": "type",
+                    "primary": "{}",
+                    "shadow": "[]",
+                    "severity": "normal",
+                }
+            ],
+            "fingerprint": "f1",
+            "ruleset_version": "v1",
+        }
+    )
+    conn.execute(
+        "INSERT INTO records VALUES ('old1', ?, 'GET /old', 'mismatch', 'f1', ?)", (NOW, doc)
+    )
     conn.execute("INSERT INTO counters VALUES (?, 'GET /old', 5, 1, 0, 0)", (NOW // 60 * 60,))
-    conn.execute("INSERT INTO groups VALUES ('f1', 'GET /old', '[[\"\",\"type\"]]', 1, ?, ?,"
-                 " '[\"old1\"]', 'acknowledged', 'known')", (NOW, NOW))
+    conn.execute(
+        "INSERT INTO groups VALUES ('f1', 'GET /old', '[[\"\",\"type\"]]', 1, ?, ?,"
+        " '[\"old1\"]', 'acknowledged', 'known')",
+        (NOW, NOW),
+    )
     conn.execute("INSERT INTO seen VALUES ('old1', ?)", (NOW,))
     conn.close()
 
@@ -60,7 +94,10 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Pat
     old = await store.mismatch("old1")
     assert old is not None
     assert (b"{}", "GET /old", ({}, [])) == (
-        old.primary.body, old.endpoint, (old.differences[0].primary, old.differences[0].shadow))
+        old.primary.body,
+        old.endpoint,
+        (old.differences[0].primary, old.differences[0].shadow),
+    )
     summaries = {s.endpoint: s for s in await store.summary()}
     assert (6, 1) == (summaries["GET /old"].compared, summaries["GET /old"].mismatches)
     assert 1 == summaries["GET /api/v1/title"].mismatches
@@ -71,12 +108,16 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Pat
 
 async def test_every_version_migrates_to_the_current_schema(tmp_path: Path) -> None:
     """From each earlier version, migration yields the same tables and columns as a fresh file."""
+
     def shape(path: Path) -> list[tuple[str, list[str]]]:
         conn = sqlite3.connect(path)
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        out = [(t, sorted(r[1] for r in conn.execute(f"PRAGMA table_info({t})")))
-               for t in tables]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        out = [(t, sorted(r[1] for r in conn.execute(f"PRAGMA table_info({t})"))) for t in tables]
         conn.close()
         return out
 
@@ -113,11 +154,21 @@ async def test_query_indexes_exist(tmp_path: Path) -> None:
     await store.aopen()
     await store.aclose()
 
-    names = {r[0] for r in sqlite3.connect(tmp_path / "i.db").execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    names = {
+        r[0]
+        for r in sqlite3.connect(tmp_path / "i.db").execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+        )
+    }
 
-    assert {"records_at", "records_endpoint_at", "records_fingerprint_at", "records_verdict_at",
-            "groups_count", "groups_endpoint_count"} <= names
+    assert {
+        "records_at",
+        "records_endpoint_at",
+        "records_fingerprint_at",
+        "records_verdict_at",
+        "groups_count",
+        "groups_endpoint_count",
+    } <= names
 
 
 async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
@@ -137,9 +188,11 @@ async def test_retention_by_age_removes_old_records_and_counters(tmp_path: Path)
     store = SQLiteStore(tmp_path / "r.db", retention_days=1, clock=lambda: 0.0)
     await store.aopen()
     old, new = NOW - 3 * 86400, NOW
-    await store.write([make_comparison(received_at=old, fingerprint="old") for _ in range(3)]
-                      + [make_comparison(received_at=new, fingerprint="new")]
-                      + [make_comparison(verdict=Verdict.MATCH, received_at=old)])
+    await store.write(
+        [make_comparison(received_at=old, fingerprint="old") for _ in range(3)]
+        + [make_comparison(received_at=new, fingerprint="new")]
+        + [make_comparison(verdict=Verdict.MATCH, received_at=old)]
+    )
 
     deleted = await store.prune(now=NOW)
 
@@ -163,13 +216,17 @@ async def test_writes_prune_by_themselves(tmp_path: Path) -> None:
 
 async def test_retention_by_size_drops_the_oldest_records(tmp_path: Path) -> None:
     """Past max_bytes, the oldest records go until the file's used pages fit again."""
-    store = SQLiteStore(tmp_path / "s.db", max_bytes=400_000, body_max=20_000,
-                        clock=lambda: 0.0)
+    store = SQLiteStore(tmp_path / "s.db", max_bytes=400_000, body_max=20_000, clock=lambda: 0.0)
     await store.aopen()
     big = {"list": [{"id": i, "text": "x" * 50} for i in range(300)]}
     from tests.factories import make_response
-    batch = [make_comparison(id=f"r{i:03d}", received_at=NOW + i, fingerprint=f"g{i}",
-                             primary=make_response(big)) for i in range(60)]
+
+    batch = [
+        make_comparison(
+            id=f"r{i:03d}", received_at=NOW + i, fingerprint=f"g{i}", primary=make_response(big)
+        )
+        for i in range(60)
+    ]
     await store.write(batch)
     before = (await store.health()).extra["bytes"]
 
@@ -187,8 +244,11 @@ async def test_retention_by_size_drops_the_oldest_records(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("url", "expected"),
-    [("sqlite:///rel/x.db", "rel/x.db"), ("sqlite:////abs/x.db", "/abs/x.db"),
-     ("sqlite://", ":memory:")],
+    [
+        ("sqlite:///rel/x.db", "rel/x.db"),
+        ("sqlite:////abs/x.db", "/abs/x.db"),
+        ("sqlite://", ":memory:"),
+    ],
 )
 def test_sqlite_urls_follow_the_sqlalchemy_convention(url: str, expected: str) -> None:
     """Three slashes: relative to the working directory; four: absolute."""
@@ -198,10 +258,15 @@ def test_sqlite_urls_follow_the_sqlalchemy_convention(url: str, expected: str) -
     assert expected == store.path
 
 
-POOL = [make_comparison(id=f"p{i:02d}", received_at=NOW + i,
-                        verdict=(Verdict.MATCH, Verdict.MISMATCH, Verdict.SHADOW_ERROR)[i % 3],
-                        fingerprint=f"g{i % 4}")
-        for i in range(24)]
+POOL = [
+    make_comparison(
+        id=f"p{i:02d}",
+        received_at=NOW + i,
+        verdict=(Verdict.MATCH, Verdict.MISMATCH, Verdict.SHADOW_ERROR)[i % 3],
+        fingerprint=f"g{i % 4}",
+    )
+    for i in range(24)
+]
 
 
 @settings(max_examples=15, deadline=None)
@@ -220,15 +285,23 @@ def test_any_replay_pattern_counts_each_exchange_once(batches: list[list[int]]) 
         groups = (await store.groups(limit=100)).items
         records = (await store.mismatches(limit=100)).items
         await store.aclose()
-        return (sum(s.compared for s in summaries), sum(s.mismatches for s in summaries),
-                sum(g.count for g in groups), len(records))
+        return (
+            sum(s.compared for s in summaries),
+            sum(s.mismatches for s in summaries),
+            sum(g.count for g in groups),
+            len(records),
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         compared, mismatches, grouped, stored = asyncio.run(run(Path(tmp) / "h.db"))
 
     recorded = sum(1 for i in distinct if POOL[i].verdict is not Verdict.MATCH)
-    assert (len(distinct), sum(1 for i in distinct if POOL[i].verdict is Verdict.MISMATCH),
-            recorded, recorded) == (compared, mismatches, grouped, stored)
+    assert (
+        len(distinct),
+        sum(1 for i in distinct if POOL[i].verdict is Verdict.MISMATCH),
+        recorded,
+        recorded,
+    ) == (compared, mismatches, grouped, stored)
 
 
 async def test_exchange_ids_are_remembered_for_a_window_and_batches_for_the_retention(

@@ -39,15 +39,21 @@ async def test_writes_everything_submitted_in_batches(tmp_path: Path) -> None:
     writer = StoreWriter(store, batch=50, flush_interval=0.05)
     await writer.start()
 
-    accepted = [writer.submit(make_comparison(verdict=Verdict.MATCH, received_at=NOW))
-                for _ in range(420)]
+    accepted = [
+        writer.submit(make_comparison(verdict=Verdict.MATCH, received_at=NOW)) for _ in range(420)
+    ]
     await writer.aclose()
 
     assert [True] * 420 == accepted
     assert 420 == await total_compared(store)
     stats = writer.stats()
-    assert (420, 0, 0, 0, True) == (stats.written, stats.buffered, stats.dropped, stats.errors,
-                                     stats.store_up)
+    assert (420, 0, 0, 0, True) == (
+        stats.written,
+        stats.buffered,
+        stats.dropped,
+        stats.errors,
+        stats.store_up,
+    )
     await store.aclose()
 
 
@@ -106,8 +112,9 @@ async def test_a_slow_store_spills_to_the_spool_and_replays_in_order(tmp_path: P
     await store.aopen()
     lock = lock_database(db)
     # The buffer leaves room for a slow fsync on a busy machine; half of it spills.
-    writer = StoreWriter(store, batch=10, flush_interval=0.05, buffer=120,
-                         spool_dir=tmp_path / "spool")
+    writer = StoreWriter(
+        store, batch=10, flush_interval=0.05, buffer=120, spool_dir=tmp_path / "spool"
+    )
     await writer.start()
     batch = [make_comparison(id=f"c{i:04d}", received_at=NOW + i / 100) for i in range(300)]
 
@@ -136,8 +143,14 @@ async def test_a_slow_store_spills_to_the_spool_and_replays_in_order(tmp_path: P
 async def test_past_the_spool_cap_records_are_dropped_and_counted(tmp_path: Path) -> None:
     """With the store down and the spool full, submit says False and counts the drop."""
     store = open_store(f"mongodb://127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=200")
-    writer = StoreWriter(store, batch=10, flush_interval=0.02, buffer=20,
-                         spool_dir=tmp_path / "spool", spool_max_bytes=40_000)
+    writer = StoreWriter(
+        store,
+        batch=10,
+        flush_interval=0.02,
+        buffer=20,
+        spool_dir=tmp_path / "spool",
+        spool_max_bytes=40_000,
+    )
     await writer.start()
 
     results = []
@@ -175,7 +188,8 @@ async def test_the_spool_outlives_the_process(tmp_path: Path) -> None:
     await second.aclose()
 
     assert {c.exchange.id for c in batch} == {
-        r.id for r in (await store.mismatches(limit=100)).items}
+        r.id for r in (await store.mismatches(limit=100)).items
+    }
     assert [] == list(spool.rglob("*.spool"))
     await store.aclose()
 
