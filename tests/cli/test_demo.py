@@ -50,6 +50,19 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
 
+def run_demo(tmp_path: Path, *flags: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``shadowproxy demo`` in ``tmp_path``, run to its end."""
+    return subprocess.run(
+        demo_command(*flags),
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def summary_rows(output: str) -> dict[str, Row]:
     """The last summary table printed, by endpoint."""
     rows: dict[str, Row] = {}
@@ -71,15 +84,7 @@ def test_demo_runs_for_its_duration_and_prints_the_planted_differences(tmp_path:
     names.jp, ids as strings in search, late update pages failing, the slow schedule; the
     SQLite file lands in the working directory."""
     started = time.monotonic()
-    result = subprocess.run(
-        demo_command("--duration", "5"),
-        cwd=tmp_path,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_demo(tmp_path, "--duration", "5", timeout=90)
     elapsed = time.monotonic() - started
     assert 0 == result.returncode, result.stderr
     assert elapsed < 60
@@ -159,15 +164,7 @@ def test_bad_options_stop_the_demo_with_one_clear_line(
 ) -> None:
     """A missing rule file, an unknown store, a bad duration or address: exit 2, nothing started,
     and the last line of stderr says what and where."""
-    result = subprocess.run(
-        demo_command(*flags),
-        cwd=tmp_path,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_demo(tmp_path, *flags, timeout=60)
     assert 2 == result.returncode
     assert message in result.stderr.strip().splitlines()[-1]
     assert "" == result.stdout
