@@ -80,7 +80,7 @@ class Pipeline:
         metrics.gauge("comparisons_in_progress", "Exchanges being compared.", lambda: self.busy)
         metrics.gauge(
             "queue_bytes",
-            "Body bytes held by queued exchanges.",
+            "Body bytes held by exchanges queued or being compared.",
             lambda: self.budget.held_bytes,
         )
 

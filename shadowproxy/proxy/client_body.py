@@ -26,7 +26,20 @@ class BodyFailure(enum.Enum):
 
     @property
     def status(self) -> int:
-        return {"too_large": 413, "timeout": 408, "incomplete": 400}[self.value]
+        """The status the client is answered with."""
+        return _ANSWERS[self][0]
+
+    @property
+    def text(self) -> str:
+        """The plain-text body of that answer."""
+        return _ANSWERS[self][1]
+
+
+_ANSWERS = {
+    BodyFailure.TOO_LARGE: (413, "413 Request Entity Too Large"),
+    BodyFailure.TIMEOUT: (408, "408 Request Timeout"),
+    BodyFailure.INCOMPLETE: (400, "400 Bad Request: incomplete request body"),
+}
 
 
 class BodyError(Exception):

@@ -60,8 +60,6 @@ class ForwardResult:
 
     response: web.StreamResponse
     outcome: Outcome
-    client_gone: bool = False
-    """The client went away mid-response; the outcome is then not worth comparing."""
 
 
 def _error_response(status: int, text: str) -> web.Response:
@@ -148,12 +146,13 @@ class Forwarder:
                 return ForwardResult(response, failure)
             except (ConnectionResetError, aiohttp.ClientConnectionResetError, RuntimeError):
                 # The client went away (aiohttp raises these on writing to a closed transport).
-                # Not notified: a half-read body is not worth comparing, and the caller says so.
+                # Not notified: a half-read body is not worth comparing (the ingress tells the
+                # mirror the client is gone).
                 outcome = self._response(
                     upstream, captured, started, truncated=truncated, keep=keep
                 )
                 upstream.close()
-                return ForwardResult(response, outcome, client_gone=True)
+                return ForwardResult(response, outcome)
             outcome = self._response(upstream, captured, started, truncated=truncated, keep=keep)
             notify(outcome)
             return ForwardResult(response, outcome)

@@ -147,7 +147,7 @@ class Ingress:
         failure = upload.failure
         assert failure is not None
         self.metrics.client_body_failed(endpoint, failure.value)
-        return _plain(failure.status, _BODY_FAILURE_TEXT[failure])
+        return _plain(failure.status, failure.text)
 
     def _refuse(self, request: web.BaseRequest) -> web.Response | None:
         """Requests a reverse proxy must not forward as they are."""
@@ -159,7 +159,7 @@ class Ingress:
             return _plain(400, "400 Bad Request: origin-form request target expected")
         length = request.content_length
         if self.body_max and length is not None and length > self.body_max:
-            return _plain(413, "413 Request Entity Too Large")
+            return _plain(BodyFailure.TOO_LARGE.status, BodyFailure.TOO_LARGE.text)
         return None
 
 
@@ -172,13 +172,6 @@ async def _expect(request: web.BaseRequest) -> web.Response | None:
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0  # the response proper has not started
     return None
-
-
-_BODY_FAILURE_TEXT = {
-    BodyFailure.TOO_LARGE: "413 Request Entity Too Large",
-    BodyFailure.TIMEOUT: "408 Request Timeout",
-    BodyFailure.INCOMPLETE: "400 Bad Request: incomplete request body",
-}
 
 
 def _plain(status: int, text: str) -> web.Response:
