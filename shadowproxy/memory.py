@@ -8,14 +8,20 @@ is nothing to give and a few ms after a burst, so it runs at most once a second,
 path. (Fixing the mmap threshold instead costs every socket read an mmap, a mremap and a munmap:
 asyncio reads into 256 KiB buffers. That was a quarter of a small request's CPU time.)
 Elsewhere than glibc this does nothing.
+
+Parsing and walking two JSON documents allocates thousands of containers that can form no cycle;
+:func:`collector_paused` keeps the cyclic garbage collector from scanning them again and again
+while they live (reference counting frees them all the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 INTERVAL = 1.0
 """Seconds between trims."""
@@ -61,3 +67,22 @@ class Trimmer:
         while True:
             await asyncio.sleep(self.interval)
             self.trim()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector held off for the block, and back on after it.
+
+    A 330 KB document parses into some 20,000 containers, and every 700 allocations the collector
+    walks the young ones: 0.7 ms of a large pair's 5.5 ms comparison, for trees that hold no
+    cycle. Cycles the block does create are collected after it. When the collector is already off
+    (another thread's block, or the application's choice) it is left as it is.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
 import pytest
 
-from shadowproxy.memory import Trimmer
+from shadowproxy.memory import Trimmer, collector_paused
 
 # Hold 300 body-sized buffers with small objects allocated between them (a queue full of
 # exchanges), free the buffers, keep the small objects, and report the RSS kept, in MB: right
@@ -61,3 +62,34 @@ def test_freed_bodies_are_returned_to_the_system(how: str) -> None:
     assert kept > 40, (kept, after)
     assert early > 40, (early, after)  # an interval not yet over does not trim
     assert after < 15, (kept, after)
+
+
+def test_collector_paused_holds_the_collector_off_and_restores_it() -> None:
+    """Off inside the block, on after it, even when the block raises."""
+    seen: list[bool] = []
+
+    def fail() -> None:
+        with collector_paused():
+            seen.append(gc.isenabled())
+            raise LookupError("in the block")
+
+    with pytest.raises(LookupError, match="in the block"):
+        fail()
+    assert (seen, gc.isenabled()) == ([False], True)
+
+
+def test_collector_paused_leaves_a_collector_that_was_off_alone() -> None:
+    """A block inside another (or in a program that turned the collector off) does not turn it
+    back on when it ends."""
+    with collector_paused():
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

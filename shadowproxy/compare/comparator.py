@@ -31,6 +31,7 @@ from shadowproxy.compare.body import (
     parse_json,
 )
 from shadowproxy.compare.differ import diff_documents, shorten
+from shadowproxy.memory import collector_paused
 from shadowproxy.model import (
     BackendError,
     CapturedResponse,
@@ -233,7 +234,8 @@ def compare(exchange: Exchange, rules: EndpointRules, ruleset_version: str) -> C
         # The shadow broke; its error page against the primary's body would only be noise.
         return done(Verdict.SHADOW_ERROR, differences, reason=f"status {shadow.status}")
     try:
-        differences += _body_differences(primary, shadow, rules)
+        with collector_paused():
+            differences += _body_differences(primary, shadow, rules)
     except _TooLargeError:
         return done(Verdict.SKIPPED, reason="too_large")
     return done(Verdict.MISMATCH if differences else Verdict.MATCH, differences)

@@ -473,8 +473,8 @@ class _Walk:
                     loose_a.append(i)
                     continue
                 queue = by_key.get(ident)
-                tag = f"{base_l}/{_key_label(keys, element)}"
                 if not queue:
+                    tag = f"{base_l}/{_key_label(keys, element)}"
                     frames.append(
                         (element, MISSING, element_state, f"{ptr}/{i}", None, ttok, tag, crit)
                     )
@@ -482,6 +482,8 @@ class _Walk:
                 j = queue.popleft()
                 matched_b.add(j)
                 if not _equal_fast(element, b[j]):
+                    # The label is built only for a pair that differs: most are equal.
+                    tag = f"{base_l}/{_key_label(keys, element)}"
                     stok = None if (sptr is None and i == j) else f"{base_s}/{j}"
                     frames.append(
                         (element, b[j], element_state, f"{ptr}/{i}", stok, ttok, tag, crit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import pickle
 import zlib
@@ -284,3 +285,33 @@ def test_large_text_bodies_show_where_they_differ() -> None:
     diff = result.differences[0]
     assert ("(body, from byte 3999920)", DiffKind.TEXT) == (diff.label, diff.kind)
     assert diff.shadow.startswith("a" * 80 + "B")
+
+
+def test_a_large_comparison_runs_no_garbage_collection() -> None:
+    """Parsing and walking two large documents allocates thousands of containers; the cyclic
+    collector (which would scan them again and again, for no cycle) waits until they are freed:
+    at most the one collection that was due runs, after them. It is on again after."""
+    titles = [title_document(9000 + n) for n in range(400)]
+    changed = [dict(title, rating=1.0) for title in titles]
+    primary, shadow = response({"list": titles}), response({"list": changed})
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        orjson.loads(primary.body)  # the same allocations, outside a comparison
+        during_parse = len(collections)
+        collections.clear()
+        result = run(primary, shadow)
+    finally:
+        gc.callbacks.remove(count)
+    assert during_parse >= 5  # the check sees collections where they happen
+    assert (Verdict.MISMATCH, 400, True, True) == (
+        result.verdict,
+        len(result.differences),
+        collections in ([], [0]),
+        gc.isenabled(),
+    )
