@@ -135,6 +135,27 @@ def positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
     return parse
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or ``taskset``'s share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a positive number, or ``auto`` for one serving process per usable CPU."""
+    if text.strip().lower() == "auto":
+        return usable_cpus()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a number or auto, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {text}")
+    return value
+
+
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     """``parse`` as an argparse ``type=``: its ValueError message becomes the usage error
     (argparse itself would print only "invalid value")."""
@@ -397,9 +418,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "workers",
-        positive(int),
-        "Serving processes sharing the traffic port (SO_REUSEPORT) (default 1).",
-        "N",
+        worker_count,
+        "Serving processes sharing the traffic port (SO_REUSEPORT); auto: one per CPU this "
+        "process may use (default 1).",
+        "N|auto",
     ),
     Option(
         "control",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,30 @@ def test_unknown_config_key_is_named(tmp_path: Path) -> None:
     config.write_text("sampel: 10\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"c\.yaml: unknown option 'sampel'"):
         resolve({**BACKENDS, "config": str(config)}, {})
+
+
+def test_workers_auto_is_one_per_usable_cpu(tmp_path: Path) -> None:
+    """``auto`` counts the CPUs this process may run on (its affinity), from a flag, the
+    environment or the config file alike; a number is taken as given."""
+    cpus = len(os.sched_getaffinity(0))
+    config = tmp_path / "shadowproxy.yaml"
+    config.write_text("workers: auto\n", encoding="utf-8")
+    assert [cpus, cpus, cpus, 3] == [
+        resolve({**BACKENDS, "workers": "auto"}, {}).workers,
+        resolve(BACKENDS, {"SHADOWPROXY_WORKERS": "AUTO"}).workers,
+        resolve({**BACKENDS, "config": str(config)}, {}).workers,
+        resolve({**BACKENDS, "workers": "3"}, {}).workers,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("0", "--workers: must be greater than 0, got 0"),
+        ("many", "--workers: expected a number or auto, got 'many'"),
+    ],
+)
+def test_workers_other_than_a_number_or_auto_are_refused(given: str, message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        resolve({**BACKENDS, "workers": given}, {})
+    assert str(caught.value).startswith(message)
