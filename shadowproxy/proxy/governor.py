@@ -33,12 +33,15 @@ from shadowproxy.metrics import Metrics
 
 PROBE_INTERVAL = 0.01
 """Seconds between two backlog probes."""
-WINDOW = 10
-"""Probes averaged before the share changes (a window of about 0.1 s)."""
-DECREASE = 0.7
-"""The share is multiplied by this after a window over ``lag_max``."""
-INCREASE = 0.05
-"""And grows by this after a window under a quarter of it (full again within 2 s)."""
+WINDOW = 5
+"""Probes averaged before the share changes (a window of about 0.05 s)."""
+DECREASE = 0.5
+"""The share is multiplied by this after a window over a limit: from 1 to the floor in about
+0.35 s. Every window spent mirroring too much is a window of clients served later (at one
+connection, the old 0.7 per 0.1 s mirrored a third of a second's worth of requests before it
+got there, and those were the run's p99)."""
+INCREASE = 0.025
+"""And grows by this after a window well under every limit (full again within 2 s)."""
 FLOOR = 0.01
 """The share never falls below this: a saturated proxy still compares some traffic."""
 BUSY_MAX = 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
 import time
@@ -14,9 +15,13 @@ from aiohttp import web
 
 from shadowproxy.proxy.governor import (
     BUSY_MAX,
+    DECREASE,
     FLOOR,
+    INCREASE,
     PRESSURE_MAX,
+    PROBE_INTERVAL,
     PSI_CPU,
+    WINDOW,
     Governor,
     cpu_stall_seconds,
     idle_seconds,
@@ -27,30 +32,52 @@ from shadowproxy.server import RunningProxy
 from shadowproxy.tasks import TaskSet
 from tests.conftest import StartProxy, StartUpstream
 
+RECOVERY = math.ceil(1 / INCREASE) + 1
+"""Windows well under every limit that bring any share back to 1."""
+
 
 def test_share_falls_fast_while_over_the_limit_and_recovers_slowly() -> None:
     governor = Governor(lag_max=0.001)
     for _ in range(5):
         governor.observe(0.004)
-    assert 0.7**5 == pytest.approx(governor.share)
+    assert DECREASE**5 == pytest.approx(governor.share)
     for _ in range(50):
         governor.observe(0.004)
     assert FLOOR == governor.share
     governor.observe(0.0005)  # between a quarter of the limit and the limit: held
     assert FLOOR == governor.share
-    for _ in range(30):
+    for _ in range(RECOVERY):
         governor.observe(0.0001)
     assert 1.0 == governor.share
+
+
+def test_saturation_reaches_the_floor_within_half_a_second_and_recovery_takes_seconds() -> None:
+    """The share's time constants, in the loop's own seconds (windows of ``WINDOW`` probes every
+    ``PROBE_INTERVAL``): a saturated loop stops mirroring almost at once, since every window
+    spent mirroring too much is a window of clients served later; the way back is slower, so a
+    load that comes and goes does not swing the share."""
+    window = WINDOW * PROBE_INTERVAL
+    governor = Governor(lag_max=0.001)
+    windows = 0
+    while governor.share > FLOOR:
+        governor.observe(0.0001, busy=1.0)
+        windows += 1
+    assert windows * window <= 0.5
+    windows = 0
+    while governor.share < 1.0:
+        governor.observe(0.0001, busy=0.3)
+        windows += 1
+    assert 1.5 <= windows * window <= 2.5
 
 
 def test_a_busy_loop_sheds_even_when_each_wait_is_short() -> None:
     governor = Governor(lag_max=0.001)
     for _ in range(5):
         governor.observe(0.0001, busy=0.97)
-    assert 0.7**5 == pytest.approx(governor.share)
+    assert DECREASE**5 == pytest.approx(governor.share)
     governor.observe(0.0001, busy=0.8)  # under the limit, not yet clear of it: held
-    assert 0.7**5 == pytest.approx(governor.share)
-    for _ in range(30):
+    assert DECREASE**5 == pytest.approx(governor.share)
+    for _ in range(RECOVERY):
         governor.observe(0.0001, busy=0.5)
     assert 1.0 == governor.share
 
@@ -68,10 +95,10 @@ async def work(seconds: float, each: float) -> None:
 def test_full_cores_shed_even_when_the_loop_keeps_up() -> None:
     governor = Governor(lag_max=0.001)
     governor.observe(0.0001, busy=0.3, pressure=0.6)
-    assert 0.7 == pytest.approx(governor.share)
+    assert DECREASE == pytest.approx(governor.share)
     governor.observe(0.0001, busy=0.3, pressure=0.25)  # under the limit, not clear: held
-    assert 0.7 == pytest.approx(governor.share)
-    for _ in range(10):
+    assert DECREASE == pytest.approx(governor.share)
+    for _ in range(RECOVERY):
         governor.observe(0.0001, busy=0.3, pressure=0.05)
     assert 1.0 == governor.share
 
