@@ -482,7 +482,7 @@ class _Walk:
                 j = queue.popleft()
                 matched_b.add(j)
                 if not _equal_fast(element, b[j]):
-                    # The label is built only for a pair that differs: most are equal.
+                    # The label is built only for a pair that is not identical.
                     tag = f"{base_l}/{_key_label(keys, element)}"
                     stok = None if (sptr is None and i == j) else f"{base_s}/{j}"
                     frames.append(
