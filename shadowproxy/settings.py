@@ -135,6 +135,9 @@ def positive(kind: Callable[[str], float | int]) -> Callable[[str], Any]:
     return parse
 
 
+_positive_int = positive(int)
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask: a container's or ``taskset``'s share)."""
     try:
@@ -147,13 +150,9 @@ def worker_count(text: str) -> int:
     """``--workers``: a positive number, or ``auto`` for one serving process per usable CPU."""
     if text.strip().lower() == "auto":
         return usable_cpus()
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a number or auto, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {text}")
-    return value
+    if not text.strip().lstrip("+-").isdigit():
+        raise ValueError(f"expected a number or auto, got {text!r}")
+    return int(_positive_int(text))
 
 
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:

@@ -43,7 +43,11 @@ _ANSWERS = {
 
 
 class BodyError(Exception):
-    """Raised out of a read; :attr:`ClientBody.failure` says why."""
+    """Raised out of a read; :attr:`failure` says why."""
+
+    def __init__(self, failure: BodyFailure) -> None:
+        super().__init__(failure.value)
+        self.failure = failure
 
 
 class ClientBody:
@@ -99,4 +103,4 @@ class ClientBody:
 
     def _failed(self, failure: BodyFailure) -> BodyError:
         self.failure = failure
-        return BodyError(failure.value)
+        return BodyError(failure)

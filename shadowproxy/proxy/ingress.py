@@ -82,8 +82,8 @@ class Ingress:
             if skip is None:
                 try:
                     buffered, rest = await upload.buffer(self.policy.body_max)
-                except BodyError:
-                    return self._body_failed(endpoint, upload)
+                except BodyError as exc:
+                    return self._body_failed(endpoint, exc.failure)
                 if rest is None:
                     body = buffered
                     headers.popall("Content-Length", None)  # re-framed from the buffer
@@ -138,14 +138,12 @@ class Ingress:
             # aiohttp's client reports the body's failure as its own: the primary is not to blame.
             if result.response.prepared:
                 return result.response
-            return self._body_failed(endpoint, upload)
+            return self._body_failed(endpoint, upload.failure)
         self.metrics.backend_outcome("primary", endpoint, result.outcome)
         return result.response
 
-    def _body_failed(self, endpoint: str, upload: ClientBody) -> web.Response:
+    def _body_failed(self, endpoint: str, failure: BodyFailure) -> web.Response:
         """Counted as the client's doing, and answered in case the client is still there."""
-        failure = upload.failure
-        assert failure is not None
         self.metrics.client_body_failed(endpoint, failure.value)
         return _plain(failure.status, failure.text)
 
