@@ -588,10 +588,11 @@ def comparator_capacity(repeat: float = 2.0) -> list[Capacity]:
     from shadowproxy.compare.comparator import compare
     from shadowproxy.model import CapturedRequest, CapturedResponse, Exchange
     from shadowproxy.rules import load_ruleset
+    from shadowproxy.settings import Settings
     from shadowproxy.store.redaction import RedactionPolicy
 
     ruleset = load_ruleset(RULES)
-    policy = RedactionPolicy.build()
+    policy = RedactionPolicy.from_settings(Settings())  # as the proxy runs: cut to what is stored
     out: list[Capacity] = []
     bodies = {b.name: b for b in bench_bodies()}
     for name, target in TARGETS.items():

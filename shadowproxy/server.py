@@ -119,11 +119,7 @@ async def open_runtime(settings: Settings, *, processes: int = 1) -> AsyncIterat
         comparators=settings.comparators,
         sinks=(metrics.consume, writer.submit),
         queue_bytes=settings.queue_bytes_max,
-        redaction=RedactionPolicy.build(
-            headers=settings.redact_headers,
-            query=settings.redact_query,
-            hmac_key=settings.redact_hmac_key,
-        ),
+        redaction=RedactionPolicy.from_settings(settings),
         metrics=metrics,
     )
     publisher = None

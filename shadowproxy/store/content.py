@@ -29,6 +29,9 @@ class DecodedBody:
     body: bytes
     decoded: bool
     """True when ``body`` is the decoded form and ``headers`` were adjusted."""
+    final: bool = True
+    """False when an encoding is left that could not be removed: cutting such a body would change
+    what a later decode makes of it."""
 
 
 def _decompress(encoding: str, body: bytes) -> bytes:
@@ -67,7 +70,7 @@ def decode_body(headers: Headers, body: bytes) -> DecodedBody:
         for encoding in reversed(encodings):
             data = _decompress(encoding, data)
     except (ValueError, zlib.error, brotli.error):
-        return DecodedBody(headers, body, decoded=False)
+        return DecodedBody(headers, body, decoded=False, final=False)
     kept = tuple(
         (key, value)
         for key, value in headers

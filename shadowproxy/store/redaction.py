@@ -13,6 +13,12 @@ reaches the store writer, its disk spool or the store. What it touches:
   bodies are decoded first and stored decoded (see :mod:`shadowproxy.store.content`);
 - the primary and shadow values of differences at redacted places.
 
+Bodies are cut to the store's ``--store-body-max`` here (after decoding, as the store would), and
+only the part kept is searched for secret names: a 330 KB body costs a 64 KB scan, and neither
+the writer's spool nor the pickle back to the serving process carries bytes nobody stores. A body
+with a secret name in the kept part is still parsed whole, so path rules and nested values are
+masked as before the cut.
+
 A value becomes ``"[redacted]"``, or ``"hmac:<16 hex>"`` (HMAC-SHA256 under a configured key), so
 that "primary and shadow sent the same token" stays visible without the token.
 """
@@ -78,6 +84,8 @@ class RedactionPolicy:
     """JSON field names (any depth) or JSON Pointer paths with ``*`` and ``**``."""
     hmac_key: bytes = b""
     """When set, values become ``hmac:<hex16>`` instead of ``[redacted]``."""
+    body_max: int = 0
+    """Bytes of each decoded body kept (the store's cap); 0 keeps them whole."""
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
     _paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
@@ -94,6 +102,7 @@ class RedactionPolicy:
         query: Iterable[str] = (),
         body: Iterable[str] = (),
         hmac_key: str | bytes = b"",
+        body_max: int = 0,
     ) -> RedactionPolicy:
         """The defaults plus the given names (e.g. from settings' ``redact_*``)."""
         key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
@@ -102,15 +111,18 @@ class RedactionPolicy:
             query=DEFAULT_QUERY | {q.strip().lower() for q in query if q.strip()},
             body=tuple(dict.fromkeys((*DEFAULT_BODY, *body))),
             hmac_key=key,
+            body_max=max(0, body_max),
         )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedactionPolicy:
-        """The defaults plus ``--redact-headers``, ``--redact-query`` and ``--redact-hmac-key``."""
+        """The defaults plus ``--redact-headers``, ``--redact-query`` and ``--redact-hmac-key``;
+        bodies cut to ``--store-body-max``."""
         return cls.build(
             headers=settings.redact_headers,
             query=settings.redact_query,
             hmac_key=settings.redact_hmac_key,
+            body_max=settings.store_body_max,
         )
 
     def mask(self, value: Any) -> str:
@@ -266,39 +278,44 @@ class _Redactor:
 
     # --- bodies -----------------------------------------------------------------------------
 
-    def body(self, headers: Headers, body: bytes, *, form: bool = False) -> tuple[Headers, bytes]:
-        """Headers and body with secret fields masked (decoded when anything was masked)."""
+    def body(
+        self, headers: Headers, body: bytes, *, form: bool = False
+    ) -> tuple[Headers, bytes, bool]:
+        """Headers and body with secret fields masked (decoded when anything was masked or the
+        body was cut), and whether it was cut to the policy's ``body_max``."""
         if not body:
-            return headers, body
+            return headers, body, False
         decoded = decode_body(headers, body)
         data = decoded.body
-        stripped = data.lstrip()
+        keep = self.policy.body_max
+        cut = bool(keep) and len(data) > keep and decoded.final
+        kept = data[:keep] if cut else data
         new: bytes | None = None
-        if stripped[:1] in {b"{", b"["}:
-            if self._clean(data):
-                return headers, body
+        if kept.lstrip()[:1] in {b"{", b"["}:
+            # Names come before their values: with none in the part kept, no secret is in it.
+            if not self._clean(kept):
+                try:
+                    document = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    new = self._text(kept)
+                else:
+                    masked, hit = self.value(document, ())
+                    if hit:
+                        new = orjson.dumps(masked)[:keep] if cut else orjson.dumps(masked)
+        elif form and b"=" in kept:
             try:
-                document = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                new = self._text(data)
-            else:
-                masked, hit = self.value(document, ())
-                if hit:
-                    new = orjson.dumps(masked)
-        elif form and b"=" in data:
-            try:
-                text = data.decode("ascii")
+                text = kept.decode("ascii")
             except UnicodeDecodeError:
                 text = ""
             if text:
                 masked_form = self.query(text)
                 new = masked_form.encode() if masked_form != text else None
         else:
-            new = self._text(data)
-        if new is None:
-            return headers, body
-        kept = tuple((k, v) for k, v in decoded.headers if k.lower() != "content-length")
-        return kept, new
+            new = self._text(kept)
+        if new is None and not cut:
+            return headers, body, False
+        stored = tuple((k, v) for k, v in decoded.headers if k.lower() != "content-length")
+        return stored, kept if new is None else new, cut
 
     def _text(self, data: bytes) -> bytes | None:
         """Mask ``"name": value`` pairs in JSON-ish text that does not parse (cut or broken)."""
@@ -319,7 +336,7 @@ class _Redactor:
             form = "x-www-form-urlencoded" in (
                 next((v for k, v in request.headers if k.lower() == "content-type"), "").lower()
             )
-            headers, body = self.body(headers, body, form=form)
+            headers, body, _ = self.body(headers, body, form=form)
         return replace(request, headers=headers, query=self.query(request.query), body=body)
 
     def outcome(self, outcome: Outcome, full: bool) -> Outcome:
@@ -327,11 +344,12 @@ class _Redactor:
             return outcome
         headers = self.headers(outcome.headers)
         body = outcome.body
+        cut = False
         if full:
-            headers, body = self.body(headers, body)
+            headers, body, cut = self.body(headers, body)
         if headers is outcome.headers and body is outcome.body:
             return outcome
-        return replace(outcome, headers=headers, body=body)
+        return replace(outcome, headers=headers, body=body, truncated=outcome.truncated or cut)
 
     def difference(self, difference: Difference) -> Difference:
         pointer = difference.pointer

@@ -176,11 +176,17 @@ def test_bodies_of_matches_are_not_parsed() -> None:
 def test_the_policy_comes_from_settings_and_pickles() -> None:
     """Settings extend the defaults; the policy crosses into comparator processes."""
     policy = RedactionPolicy.from_settings(
-        Settings(redact_headers=("x-trace-secret",), redact_query=("sig",), redact_hmac_key="k")
+        Settings(
+            redact_headers=("x-trace-secret",),
+            redact_query=("sig",),
+            redact_hmac_key="k",
+            store_body_max=4096,
+        )
     )
 
     assert {"authorization", "x-trace-secret"} <= policy.headers
     assert {"token", "sig"} <= policy.query
+    assert 4096 == policy.body_max
     copy = pickle.loads(pickle.dumps(policy))  # noqa: S301 - our own bytes, as the pool does
     assert policy == copy
     assert policy.mask("x") == copy.mask("x")
@@ -233,3 +239,65 @@ def test_the_no_secret_shortcut_never_skips_a_secret(raw: bytes) -> None:
     out = response_of(redact_comparison(make_comparison(primary=primary), POLICY).exchange.primary)
 
     assert REDACTED in orjson.loads(out.body)["user"].values()
+
+
+CUT = RedactionPolicy.build(body_max=1024, body=["/user/*/pin"])
+LONG_LIST = [{"id": i, "name": f"title {i}"} for i in range(200)]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_bodies_are_cut_to_what_the_store_keeps(gzipped: bool) -> None:
+    """A body longer than the store keeps leaves redaction decoded and cut, marked truncated: a
+    secret past the cut is not carried to the writer, its spool or the store."""
+    document = {"list": LONG_LIST, "token": "t-after-the-cut"}
+    raw = orjson.dumps(document)
+    primary = make_response(document, gzipped=gzipped)
+
+    out = response_of(redact_comparison(make_comparison(primary=primary), CUT).exchange.primary)
+
+    assert raw[:1024] == out.body
+    assert out.truncated
+    names = {k.lower() for k, _ in out.headers}
+    assert "content-encoding" not in names
+    assert (DECODED_HEADER in names) == gzipped
+
+
+def test_secrets_in_the_kept_part_are_masked_by_name_and_by_path() -> None:
+    """A secret name in the part kept sends the whole body through the walk, then the cut."""
+    document = {"user": {"neo": {"pin": "0000", "token": "t1"}}, "list": LONG_LIST}
+    primary = make_response(document)
+
+    out = response_of(redact_comparison(make_comparison(primary=primary), CUT).exchange.primary)
+
+    masked = {"user": {"neo": {"pin": REDACTED, "token": REDACTED}}, "list": LONG_LIST}
+    assert orjson.dumps(masked)[:1024] == out.body
+    assert out.truncated
+
+
+def test_short_bodies_and_undecodable_ones_are_not_cut() -> None:
+    """Under the cap nothing changes; a body whose encoding cannot be removed stays whole (a cut
+    compressed stream would decode to something nobody scanned)."""
+    short = make_response({"id": 1})
+    broken = make_response(
+        body=b"\x1f\x8b" + bytes(range(256)) * 8,
+        headers=(("content-type", "application/json"), ("content-encoding", "gzip")),
+    )
+
+    out = redact_comparison(make_comparison(primary=short, shadow=broken), CUT).exchange
+
+    assert (short.body, False) == (response_of(out.primary).body, response_of(out.primary).truncated)
+    assert (broken.body, False) == (response_of(out.shadow).body, response_of(out.shadow).truncated)
+
+
+def test_a_cut_request_body_is_masked_in_its_kept_part() -> None:
+    """Request bodies are cut the same way; a form's password inside the cut is masked."""
+    request = make_request(
+        method="POST",
+        body=b"password=hunter2&" + b"x=1&" * 1000,
+        headers=(("content-type", "application/x-www-form-urlencoded"),),
+    )
+
+    out = redact_comparison(make_comparison(request=request), CUT).exchange.request
+
+    assert 1024 + len("[redacted]") - len("hunter2") == len(out.body)
+    assert out.body.startswith(b"password=[redacted]&x=1&")
