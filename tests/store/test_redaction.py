@@ -285,7 +285,10 @@ def test_short_bodies_and_undecodable_ones_are_not_cut() -> None:
 
     out = redact_comparison(make_comparison(primary=short, shadow=broken), CUT).exchange
 
-    assert (short.body, False) == (response_of(out.primary).body, response_of(out.primary).truncated)
+    assert (short.body, False) == (
+        response_of(out.primary).body,
+        response_of(out.primary).truncated,
+    )
     assert (broken.body, False) == (response_of(out.shadow).body, response_of(out.shadow).truncated)
 
 
