@@ -7,10 +7,13 @@ window, the readiness criteria, pagination) are declared once.
 from __future__ import annotations
 
 import functools
+import json
+import re
 from typing import Any
 
 from shadowproxy import __version__
 from shadowproxy.control import control_openapi
+from shadowproxy.report.schema import SCHEMA as REPORT_SCHEMA
 
 _WINDOW = [
     {
@@ -265,6 +268,77 @@ _SCHEMAS: dict[str, Any] = {
             "example_ids": {"type": "array", "items": {"type": "string"}},
             "state": {"type": "string", "enum": ["open", "acknowledged", "expected"]},
             "note": {"type": "string"},
+        },
+    },
+    "Criteria": {
+        "type": "object",
+        "description": "The readiness gate's thresholds.",
+        "properties": {
+            "max_mismatch_rate": {"type": "number"},
+            "max_shadow_error_rate": {"type": "number"},
+            "max_critical": {"type": "integer"},
+            "max_latency_ratio": {"type": "number"},
+            "max_shadow_p95_ms": {"type": "number"},
+            "min_samples": {"type": "integer"},
+        },
+    },
+    "EndpointReport": {
+        "allOf": [
+            {"$ref": "#/components/schemas/EndpointSummary"},
+            {
+                "type": "object",
+                "properties": {
+                    "readiness": {"$ref": "#/components/schemas/Readiness"},
+                    "fields": {"type": "array", "items": {"$ref": "#/components/schemas/Field"}},
+                    "examples": {
+                        "type": "array",
+                        "description": "Newest first, one per group.",
+                        "items": {"$ref": "#/components/schemas/MismatchItem"},
+                    },
+                    "groups": {
+                        "type": "array",
+                        "description": "Most frequent first.",
+                        "items": {"$ref": "#/components/schemas/Group"},
+                    },
+                },
+            },
+        ]
+    },
+    "Report": {
+        "type": "object",
+        "description": "The JSON report (`report --format json`, `/api/v1/report?format=json`).",
+        "required": [
+            "schema",
+            "generated_at",
+            "window",
+            "criteria",
+            "passed",
+            "verdict",
+            "totals",
+            "endpoints",
+        ],
+        "properties": {
+            "schema": {"const": REPORT_SCHEMA},
+            "generated_at": {"type": "string", "description": "ISO 8601, UTC."},
+            "window": {
+                "type": "object",
+                "properties": {
+                    "since": {"type": ["number", "null"]},
+                    "until": {"type": ["number", "null"]},
+                    "since_iso": {"type": ["string", "null"]},
+                    "until_iso": {"type": ["string", "null"]},
+                    "endpoint": {"type": ["string", "null"], "description": "The filter, if any."},
+                },
+            },
+            "criteria": {"$ref": "#/components/schemas/Criteria"},
+            "passed": {"type": "boolean", "description": "The gate: every endpoint ready."},
+            "verdict": {"type": "string"},
+            "totals": {"$ref": "#/components/schemas/Totals"},
+            "endpoints": {
+                "type": "array",
+                "description": "Sorted by name.",
+                "items": {"$ref": "#/components/schemas/EndpointReport"},
+            },
         },
     },
 }
@@ -555,7 +629,7 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "properties": {
                             "window": _ref("Window"),
-                            "criteria": {"type": "object"},
+                            "criteria": _ref("Criteria"),
                             "passed": {"type": "boolean"},
                             "endpoints": _array("Readiness"),
                         },
@@ -593,7 +667,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "The report, as an attachment.",
                         "content": {
                             "text/html": {},
-                            "application/json": {},
+                            "application/json": {"schema": _ref("Report")},
                             "text/csv": {},
                             "text/markdown": {},
                             "application/xml": {},
@@ -639,3 +713,27 @@ def openapi_document() -> dict[str, Any]:
         "security": [{}, {"bearer": []}],
         "paths": paths,
     }
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON report's shape as a standalone JSON Schema (2020-12): ``Report`` and the
+    schemas it refers to, from the same descriptions the OpenAPI document serves."""
+    schemas = openapi_document()["components"]["schemas"]
+    needed: dict[str, Any] = {}
+    pending = ["Report"]
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed[name] = schemas[name]
+            pending += _REF.findall(json.dumps(schemas[name]))
+    text = json.dumps(needed).replace("#/components/schemas/", "#/$defs/")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": REPORT_SCHEMA,
+        "title": "shadowproxy report",
+        "$ref": "#/$defs/Report",
+        "$defs": json.loads(text),
+    }
+
+
+_REF = re.compile(r'"#/components/schemas/([^"]+)"')

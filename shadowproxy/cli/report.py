@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from shadowproxy.admin.openapi import report_schema
 from shadowproxy.report.formats import FORMATS
 from shadowproxy.report.model import Report, collect_report
 from shadowproxy.report.readiness import Criteria
@@ -129,6 +131,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="example mismatches per endpoint (default: %(default)s)",
     )
+    parser.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="write the JSON Schema of --format json (to -o or standard output) and exit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -162,6 +169,13 @@ def _positive(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Collect, render and write the report; the exit status as the module docstring says."""
+    if args.json_schema:
+        try:
+            _write(json.dumps(report_schema(), indent=2).encode() + b"\n", args.output)
+        except ReportUsageError as exc:
+            print(f"shadowproxy report: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        return EXIT_PASS
     try:
         report = asyncio.run(_collect(args, Progress(sys.stderr)))
         document = FORMATS[args.format].render(report)

@@ -26,6 +26,7 @@ from shadowproxy.store import open_store
 from shadowproxy.store.contract import Store
 from tests.factories import make_comparison, make_request, make_response
 from tests.report.traffic import IMG, JS_URL, SCRIPT, TITLE, Traffic, fill
+from tests.schema_check import errors
 from tests.store.conftest import start_mongo
 
 Client = TestClient[web.Request, web.Application]
@@ -419,3 +420,41 @@ def test_openapi_references_resolve() -> None:
     walk(document)
     defined = {f"#/components/schemas/{name}" for name in document["components"]["schemas"]}
     assert (set(), set()) == (set(refs) - defined, defined - set(refs))
+
+
+async def test_every_answer_is_what_the_openapi_document_says(
+    store: Store, client: Client, traffic: Traffic
+) -> None:
+    """Real answers over real traffic against the 200 schema of their route, closed: a field the
+    document does not describe (or describes with another type) fails, so the serialisers and
+    their description cannot drift apart."""
+    document = openapi_document()
+    await store.write([make_comparison(id="binary-1", primary=make_response(body=b"\x89PNG\xff"))])
+    asked = [
+        ("/api/v1/summary", "/api/v1/summary?since=24h"),
+        ("/api/v1/trend", "/api/v1/trend?since=24h&buckets=10"),
+        ("/api/v1/fields", "/api/v1/fields?since=24h"),
+        ("/api/v1/mismatches", "/api/v1/mismatches?since=24h&limit=500"),
+        ("/api/v1/groups", "/api/v1/groups"),
+        ("/api/v1/readiness", "/api/v1/readiness?since=24h"),
+        ("/api/v1/report", "/api/v1/report?since=24h&format=json&examples=20"),
+    ]
+    page = await _get(client, "/api/v1/mismatches?since=24h&limit=500")
+    ids = [item["id"] for item in page["items"]] + ["binary-1"]
+    asked += [("/api/v1/mismatches/{id}", f"/api/v1/mismatches/{i}") for i in ids]
+    for route, url in asked:
+        response = await client.get(url)
+        assert 200 == response.status, url
+        answer = json.loads(await response.read())
+        schema = document["paths"][route]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ]
+        assert [] == errors(answer, schema, document, url, closed=True)
+    triage = f"/api/v1/groups/{traffic.critical_fingerprint}/triage"
+    response = await client.post(triage, json={"state": "expected", "note": "ids become strings"})
+    schema = document["paths"]["/api/v1/groups/{fingerprint}/triage"]["post"]["responses"]["200"]
+    answer = await response.json()
+    assert [] == errors(
+        answer, schema["content"]["application/json"]["schema"], document, triage, closed=True
+    )
+    assert len(ids) >= 10  # matches, mismatches and shadow errors of every endpoint were seen

@@ -26,6 +26,7 @@ from shadowproxy.cli import main
 from shadowproxy.cli.report import Progress
 from shadowproxy.store import open_store
 from tests.report.traffic import SCRIPT, TITLE, fill
+from tests.schema_check import errors
 
 
 @pytest.fixture
@@ -258,3 +259,20 @@ def test_store_from_the_environment(
     out = tmp_path / "env.json"
     assert 0 == main(["report", "--format", "json", "-o", str(out)])
     assert 521 == json.loads(out.read_bytes())["totals"]["compared"]
+
+
+def test_the_json_report_is_what_its_json_schema_says(store_url: str, tmp_path: Path) -> None:
+    """``--json-schema`` writes a standalone JSON Schema; a report over real traffic meets it
+    with no field left undescribed, and one with a field of the wrong type does not."""
+    schema_file = tmp_path / "report.schema.json"
+    assert 0 == main(["report", "--json-schema", "-o", str(schema_file)])
+    schema = json.loads(schema_file.read_text())
+    _, data = _export(store_url, tmp_path, "json", "--examples", "20")
+    report = json.loads(data)
+
+    assert "https://json-schema.org/draft/2020-12/schema" == schema["$schema"]
+    assert [] == errors(report, schema, schema, closed=True)
+    report["endpoints"][0]["readiness"]["checks"][0]["passed"] = "yes"
+    assert ["/endpoints/0/readiness/checks/0/passed: not ['boolean']"] == errors(
+        report, schema, schema, closed=True
+    )
