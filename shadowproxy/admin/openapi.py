@@ -715,6 +715,9 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+_REF = re.compile(r'"#/components/schemas/([^"]+)"')
+
+
 def report_schema() -> dict[str, Any]:
     """The JSON report's shape as a standalone JSON Schema (2020-12): ``Report`` and the
     schemas it refers to, from the same descriptions the OpenAPI document serves."""
@@ -729,11 +732,8 @@ def report_schema() -> dict[str, Any]:
     text = json.dumps(needed).replace("#/components/schemas/", "#/$defs/")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": REPORT_SCHEMA,
+        "$id": "urn:shadowproxy:" + REPORT_SCHEMA.removeprefix("shadowproxy.").replace("/", ":"),
         "title": "shadowproxy report",
         "$ref": "#/$defs/Report",
         "$defs": json.loads(text),
     }
-
-
-_REF = re.compile(r'"#/components/schemas/([^"]+)"')
