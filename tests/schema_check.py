@@ -13,6 +13,7 @@ response has and its description forgot. The schemas stay open for clients; the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 TYPES = {
@@ -101,7 +102,12 @@ def errors(
 
 
 def _object_errors(
-    value: dict[str, Any], schema: dict[str, Any], where: str, check: Any, *, closed: bool
+    value: dict[str, Any],
+    schema: dict[str, Any],
+    where: str,
+    check: Callable[[Any, dict[str, Any], str], list[str]],
+    *,
+    closed: bool,
 ) -> list[str]:
     found = [f"{where}: needs {k}" for k in schema.get("required", []) if k not in value]
     if len(value) < schema.get("minProperties", 0):

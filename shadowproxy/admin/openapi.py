@@ -48,7 +48,7 @@ _PAGE = [
         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
     },
 ]
-_CRITERIA = [
+_CRITERIA: list[dict[str, Any]] = [
     {
         "name": name,
         "in": "query",
@@ -272,14 +272,10 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Criteria": {
         "type": "object",
-        "description": "The readiness gate's thresholds.",
+        "description": "The readiness gate's thresholds (the query parameters of the same names).",
         "properties": {
-            "max_mismatch_rate": {"type": "number"},
-            "max_shadow_error_rate": {"type": "number"},
-            "max_critical": {"type": "integer"},
-            "max_latency_ratio": {"type": "number"},
-            "max_shadow_p95_ms": {"type": "number"},
-            "min_samples": {"type": "integer"},
+            p["name"]: {"type": p["schema"]["type"], "description": p["description"]}
+            for p in _CRITERIA
         },
     },
     "EndpointReport": {

@@ -289,7 +289,8 @@ class _Redactor:
         data = decoded.body
         keep = self.policy.body_max
         cut = bool(keep) and len(data) > keep and decoded.final
-        kept = data[:keep] if cut else data
+        limit = keep if cut else None
+        kept = data[:limit]
         new: bytes | None = None
         if kept.lstrip()[:1] in {b"{", b"["}:
             # Names come before their values: with none in the part kept, no secret is in it.
@@ -301,7 +302,7 @@ class _Redactor:
                 else:
                     masked, hit = self.value(document, ())
                     if hit:
-                        new = orjson.dumps(masked)[:keep] if cut else orjson.dumps(masked)
+                        new = orjson.dumps(masked)[:limit]
         elif form and b"=" in kept:
             try:
                 text = kept.decode("ascii")
