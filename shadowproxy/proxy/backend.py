@@ -1,46 +1,35 @@
-"""One upstream (primary or shadow): its base URL, its own connection pool, its timeouts.
+"""One upstream (primary or shadow): its configuration, its own connection pool, its timeouts.
 
-Each backend gets exactly one ``ClientSession`` for the life of the app, so connections are pooled
-and the shadow's pool can never starve the primary's. Sessions never follow redirects and never
-decompress: the proxy passes bytes, and the comparator decodes its own copy.
+Each backend gets exactly one :class:`~shadowproxy.proxy.client.Client` for the life of the app,
+so connections are pooled and the shadow's pool can never starve the primary's. A WebSocket
+upgrade is the one exchange that client does not speak: those go through an aiohttp session of
+the backend's own. Neither follows redirects or decompresses: the proxy passes bytes, and the
+comparator decodes its own copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
 from shadowproxy.model import BackendError, ErrorKind
-
-
-@dataclass(frozen=True, slots=True)
-class BackendConfig:
-    name: str
-    """``primary`` or ``shadow``: the metric label."""
-    base_url: str
-    connect_timeout: float
-    read_timeout: float
-    """Seconds allowed between two reads (a response may stream for longer in total)."""
-    total_timeout: float | None = None
-    """Seconds for the whole exchange (the shadow has one; the primary streams without)."""
-    max_connections: int = 0
-    """0: no cap on the pool."""
-    tls_verify: bool = True
+from shadowproxy.proxy.client import BackendConfig, Client, ExchangeError
 
 
 class Backend:
-    """A backend's base URL and its pooled session."""
+    """A backend's configuration, its HTTP client and its WebSocket session."""
 
-    def __init__(self, config: BackendConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, config: BackendConfig, client: Client, websockets: aiohttp.ClientSession
+    ) -> None:
         self.config = config
-        self.session = session
+        self.client = client
+        self.websockets = websockets
+        """For WebSocket relays only."""
         base = URL(config.base_url)
         self._prefix = str(base.with_query(None).with_fragment(None)).rstrip("/")
 
@@ -53,68 +42,37 @@ class Backend:
         return URL(self._prefix + target, encoded=True)
 
 
-class _VerbatimRequest(aiohttp.ClientRequest):
-    """A request carrying the client's headers and none of aiohttp's defaults (Accept,
-    Accept-Encoding, User-Agent, a body's Content-Type).
-
-    The session's ``skip_auto_headers`` says the same, but aiohttp rebuilds that set (sorted,
-    copied, merged with the headers) for every request: 2-3 % of a forwarded request's CPU. Here it
-    is built once. tests/proxy/test_forward.py holds the proxy to sending nothing of its own.
-    """
-
-    _SKIPPED: CIMultiDict[None] = CIMultiDict(
-        (name, None) for name in ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-    )
-
-    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
-        self._skip_auto_headers = self._SKIPPED
-
-
 @asynccontextmanager
 async def open_backend(config: BackendConfig) -> AsyncIterator[Backend]:
-    """Create the backend's session; close it (and its pooled connections) on exit."""
-    ssl_context: ssl.SSLContext | bool = config.tls_verify
-    connector = aiohttp.TCPConnector(
-        limit=config.max_connections,
-        ssl=ssl_context,
-        ttl_dns_cache=60,
-        enable_cleanup_closed=False,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=config.total_timeout,
-        sock_connect=config.connect_timeout,
-        sock_read=config.read_timeout,
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
+    """Create the backend's client and session; close them (and their connections) on exit."""
+    client = Client(config)
+    websockets = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=config.tls_verify),
+        timeout=aiohttp.ClientTimeout(sock_connect=config.connect_timeout),
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),  # cookies belong to the client, never to the proxy
-        request_class=_VerbatimRequest,
-        raise_for_status=False,
+        skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent"),
     )
     try:
-        yield Backend(config, session)
+        yield Backend(config, client, websockets)
     finally:
-        await session.close()
+        await websockets.close()
+        await client.aclose()
 
 
 def classify_failure(exc: BaseException, elapsed: float) -> BackendError:
     """Map a client-side exception to the :class:`BackendError` kind users reason about."""
     detail = f"{type(exc).__name__}: {exc}"[:300]
     kind: ErrorKind
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, ExchangeError):
+        kind, detail = exc.kind, str(exc)
+    elif isinstance(exc, asyncio.TimeoutError):
         kind = ErrorKind.TIMEOUT
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        kind = ErrorKind.CONNECT
-    elif isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError
-        | aiohttp.ClientPayloadError
-        | aiohttp.ClientOSError
-        | ConnectionResetError,
-    ):
+    elif isinstance(exc, ConnectionError):
         kind = ErrorKind.RESET
     else:
         kind = ErrorKind.PROTOCOL
     return BackendError(kind=kind, elapsed=elapsed, detail=detail)
+
+
+__all__ = ["Backend", "BackendConfig", "classify_failure", "open_backend"]

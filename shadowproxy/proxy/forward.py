@@ -15,12 +15,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from shadowproxy.model import BackendError, CapturedResponse, ErrorKind, Outcome
 from shadowproxy.proxy.backend import Backend, classify_failure
+from shadowproxy.proxy.client import ExchangeError, Response
 from shadowproxy.proxy.headers import end_to_end
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,11 @@ class Forwarder:
                 notified = True
                 on_captured(outcome)
 
-        url = self.backend.url_for(request.raw_path)
         try:
-            upstream = await self.backend.session.request(
-                request.method, url, headers=headers, data=body, allow_redirects=False
+            upstream = await self.backend.client.request(
+                request.method, request.raw_path, headers, body
             )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (ExchangeError, OSError) as exc:
             failure = classify_failure(exc, time.perf_counter() - started)
             notify(failure)
             # The path only: a query string can carry tokens, and logs are not redacted.
@@ -111,12 +110,11 @@ class Forwarder:
             return ForwardResult(_error_response(502, "502 Bad Gateway"), failure)
 
         async with upstream:
-            content = upstream.content
             response = PassThroughResponse(
                 status=upstream.status,
                 reason=upstream.reason,
                 headers=end_to_end(upstream.headers),
-                whole=content.is_eof(),
+                whole=upstream.whole(),
             )
             captured = bytearray()
             # Without a listener there is nothing to compare: keep no copy (a capture that
@@ -125,26 +123,26 @@ class Forwarder:
             truncated = not keep
             try:
                 await response.prepare(request)
-                async for chunk in content.iter_any():
+                async for chunk in upstream.chunks():
                     if not truncated:
                         if len(captured) + len(chunk) <= self.capture_max:
                             captured += chunk
                         else:
                             truncated = True
                             notify(self._response(upstream, captured, started, truncated=True))
-                    if content.at_eof():
+                    if upstream.at_eof():
                         await response.write_eof(chunk)  # the last chunk and the end, one write
                     else:
                         await response.write(chunk)
                 await response.write_eof()  # nothing left to send unless the body was empty
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, ExchangeError) as exc:
                 # The primary failed mid-body: the client must see a broken response, not a
                 # short one that looks whole.
                 failure = classify_failure(exc, time.perf_counter() - started)
                 notify(failure)
                 _abort(request)
                 return ForwardResult(response, failure)
-            except (ConnectionResetError, aiohttp.ClientConnectionResetError, RuntimeError):
+            except (ConnectionError, RuntimeError):
                 # The client went away (aiohttp raises these on writing to a closed transport).
                 # Not notified: a half-read body is not worth comparing (the ingress tells the
                 # mirror the client is gone).
@@ -159,7 +157,7 @@ class Forwarder:
 
     @staticmethod
     def _response(
-        upstream: aiohttp.ClientResponse,
+        upstream: Response,
         body: bytearray,
         started: float,
         *,

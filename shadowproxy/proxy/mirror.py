@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
 from multidict import CIMultiDict
 
 from shadowproxy.control import ShadowRateCap
@@ -34,6 +33,7 @@ from shadowproxy.model import (
 )
 from shadowproxy.proxy.backend import Backend, classify_failure
 from shadowproxy.proxy.breaker import CircuitBreaker
+from shadowproxy.proxy.client import ExchangeError
 from shadowproxy.proxy.governor import Governor
 from shadowproxy.rules import EndpointRules
 from shadowproxy.tasks import TaskSet
@@ -155,29 +155,21 @@ class Mirror:
         started = time.perf_counter()
         request = job.request
         try:
-            async with self.backend.session.request(
-                request.method,
-                self.backend.url_for(request.target),
-                headers=job.headers,
-                data=request.body or None,
-                allow_redirects=False,
-            ) as response:
-                body = bytearray()
-                truncated = False
-                async for chunk in response.content.iter_any():
-                    if len(body) + len(chunk) > self.capture_max:
-                        truncated = True
-                        response.close()  # stop reading a body we will not compare
-                        break
-                    body += chunk
+            async with asyncio.timeout(self.backend.config.total_timeout):
+                response = await self.backend.client.request(
+                    request.method, request.target, job.headers, request.body or None
+                )
+                async with response:
+                    # Past the cap the rest is not read: the connection is closed instead.
+                    body, truncated = await response.read(self.capture_max)
                 return CapturedResponse(
                     status=response.status,
                     headers=tuple(response.headers.items()),
-                    body=bytes(body),
+                    body=body,
                     elapsed=time.perf_counter() - started,
                     truncated=truncated,
                 )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, ExchangeError, OSError) as exc:
             return classify_failure(exc, time.perf_counter() - started)
 
     async def wait(self, timeout: float) -> int:

@@ -42,7 +42,7 @@ async def relay_websocket(
     url = backend.url_for(request.raw_path)
     url = url.with_scheme("wss" if url.scheme == "https" else "ws")
     try:
-        upstream = await backend.session.ws_connect(
+        upstream = await backend.websockets.ws_connect(
             url, headers=upstream_headers, protocols=protocols, autoping=False
         )
     except aiohttp.WSServerHandshakeError as exc:
