@@ -29,6 +29,11 @@ from shadowproxy.model import ErrorKind
 
 _BUFFER_HIGH = 256 * 1024
 """Body bytes held for a slow reader before the socket stops being read."""
+HEAD_MAX = 64 * 1024
+"""Bytes a backend may send before its head is complete (status line and header fields)."""
+IDLE_MAX = 4.0
+"""Seconds a pooled connection may sit unused. Below Node.js's default keep-alive timeout (5 s):
+a connection the backend is about to close is not picked for the next request."""
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Methods a client may send again when the connection failed before an answer (RFC 9110
@@ -88,6 +93,8 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._paused = False
+        self._head_bytes = 0
+        self.idle_since = 0.0
 
     # -- one exchange ----------------------------------------------------------------------------
 
@@ -100,6 +107,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.answered = False
+        self._head_bytes = 0
 
     async def wait(self, timeout: float) -> None:
         """Until something arrives (head, body, end, failure); :class:`TimeoutError` after
@@ -144,6 +152,11 @@ class _Connection(asyncio.Protocol):
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(ExchangeError(ErrorKind.PROTOCOL, f"HttpParserError: {exc}"[:300]))
+            return
+        if self.response is None:
+            self._head_bytes += len(data)
+            if self._head_bytes > HEAD_MAX:
+                self._fail(ExchangeError(ErrorKind.PROTOCOL, f"head over {HEAD_MAX} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -312,8 +325,9 @@ class Response:
 class Client:
     """A keep-alive pool of connections to one backend."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: BackendConfig, *, idle_max: float = IDLE_MAX) -> None:
         self.config = config
+        self._idle_max = idle_max
         url = URL(config.base_url)
         self.host = url.host or "127.0.0.1"
         self.port = url.port or (443 if url.scheme == "https" else 80)
@@ -381,11 +395,16 @@ class Client:
         return b"".join(lines)
 
     async def _connection(self) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed:
+            if loop.time() - connection.idle_since > self._idle_max:
+                # The newest idle connection is too old: so are all below it.
+                for stale in (connection, *self._idle):
+                    stale.close()
+                self._idle.clear()
+            elif not connection.closed:
                 return connection, True
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 _, connection = await loop.create_connection(
@@ -467,6 +486,7 @@ class Client:
     def give_back(self, connection: _Connection) -> None:
         if connection.complete and connection.keep_alive and not connection.closed:
             connection.response = None
+            connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
         else:
             connection.close()

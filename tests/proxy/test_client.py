@@ -13,7 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from shadowproxy.model import ErrorKind
-from shadowproxy.proxy.client import BackendConfig, Client, ExchangeError
+from shadowproxy.proxy.client import HEAD_MAX, IDLE_MAX, BackendConfig, Client, ExchangeError
 from tests.conftest import StartUpstream
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -21,7 +21,7 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 @asynccontextmanager
 async def open_client(
-    url: str, *, read_timeout: float = 2.0, max_connections: int = 0
+    url: str, *, read_timeout: float = 2.0, max_connections: int = 0, idle_max: float = IDLE_MAX
 ) -> AsyncIterator[Client]:
     client = Client(
         BackendConfig(
@@ -30,7 +30,8 @@ async def open_client(
             connect_timeout=2.0,
             read_timeout=read_timeout,
             max_connections=max_connections,
-        )
+        ),
+        idle_max=idle_max,
     )
     try:
         yield client
@@ -242,6 +243,49 @@ async def test_a_pooled_connection_the_backend_closed_is_replaced_unseen(method:
         else:
             assert (200, b"ok") == await get(client, method=method)
             assert 2 == len(peers)
+
+
+async def test_an_idle_connection_is_closed_rather_than_reused_late() -> None:
+    """Past ``idle_max`` a pooled connection is closed and a new one opened: the backend may be
+    about to close it (Node.js does after 5 s)."""
+    ended: list[int] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        ended.append(writer.get_extra_info("peername")[1])
+
+    async with raw_backend(script) as (url, peers), open_client(url, idle_max=0.2) as client:
+        await get(client)
+        await get(client)  # at once: the same connection
+        await asyncio.sleep(0.3)
+        await get(client)
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.01)
+        assert 2 == len(peers)
+        assert [peers[0]] == ended
+
+
+async def test_a_head_that_never_ends_is_refused() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(HEAD_MAX // 1000 + 2):
+            writer.write(b"X-Flood: " + b"a" * 1000 + b"\r\n")
+            await writer.drain()
+        await reader.read()
+
+    async with raw_backend(script) as (url, _), open_client(url) as client:
+        with pytest.raises(ExchangeError) as caught:
+            await get(client)
+    assert ErrorKind.PROTOCOL is caught.value.kind
+    assert "head over" in str(caught.value)
 
 
 @pytest.mark.parametrize(
