@@ -60,7 +60,7 @@ class ClientBody:
         self._timeout = timeout
         self._seen = 0
         self.failure: BodyFailure | None = None
-        """Set when a read failed (also when aiohttp's client swallowed the exception)."""
+        """Set when a read failed (also when the backend client reported it as its own)."""
 
     async def read(self) -> bytes:
         """The next chunk; ``b""`` at the end. Raises :class:`BodyError`."""

@@ -135,7 +135,7 @@ class Ingress:
             # Whatever happened (client gone, handler cancelled), the shadow side must learn it.
             captured(SkipReason.CLIENT_GONE)
         if upload is not None and upload.failure is not None:
-            # aiohttp's client reports the body's failure as its own: the primary is not to blame.
+            # The backend client reports the body's failure as its own: the primary is not to blame.
             if result.response.prepared:
                 return result.response
             return self._body_failed(endpoint, upload.failure)
