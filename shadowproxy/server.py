@@ -33,7 +33,7 @@ from shadowproxy.memory import Trimmer
 from shadowproxy.metrics import Metrics
 from shadowproxy.model import Exchange
 from shadowproxy.pipeline import Pipeline
-from shadowproxy.proxy.backend import BackendConfig, open_backend
+from shadowproxy.proxy.backend import Backend, BackendConfig, open_backend
 from shadowproxy.proxy.breaker import BreakerState, CircuitBreaker
 from shadowproxy.proxy.endpoint import EndpointNamer
 from shadowproxy.proxy.forward import Forwarder
@@ -219,6 +219,31 @@ def _watch_mirror(metrics: Metrics, mirror: Mirror) -> None:
     )
 
 
+def _watch_backend(metrics: Metrics, backend: Backend) -> None:
+    client = backend.client
+    help_text = "Connections to a backend: carrying an exchange (busy) or pooled (idle)."
+    metrics.gauge(
+        "backend_connections",
+        help_text,
+        lambda: float(client.busy),
+        backend=backend.name,
+        state="busy",
+    )
+    metrics.gauge(
+        "backend_connections",
+        help_text,
+        lambda: float(client.idle),
+        backend=backend.name,
+        state="idle",
+    )
+    metrics.counter(
+        "backend_connections_opened",
+        "Connections opened to a backend (near the request count: it does not keep them alive).",
+        lambda: float(client.opened),
+        backend=backend.name,
+    )
+
+
 # --- the traffic listener -------------------------------------------------------------------------
 
 
@@ -261,6 +286,8 @@ async def open_ingress(runtime: Runtime) -> AsyncIterator[Ingress]:
             rate_cap=runtime.control.rate_cap if runtime.control else None,
         )
         _watch_mirror(runtime.metrics, mirror)
+        _watch_backend(runtime.metrics, primary)
+        _watch_backend(runtime.metrics, shadow)
         probes = TaskSet("governor")
         probes.spawn(governor.run())
         try:

@@ -344,6 +344,19 @@ class Client:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(config.max_connections) if config.max_connections else None
         self._open: set[_Connection] = set()
+        self.opened = 0
+        """Connections opened so far (close to the request count: the backend does not keep
+        connections alive)."""
+
+    @property
+    def idle(self) -> int:
+        """Pooled connections waiting for a request."""
+        return sum(not connection.closed for connection in self._idle)
+
+    @property
+    def busy(self) -> int:
+        """Connections carrying an exchange now."""
+        return len(self._open) - self.idle
 
     async def request(
         self,
@@ -423,6 +436,7 @@ class Client:
         except OSError as exc:
             raise ExchangeError(ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}"[:300]) from exc
         self._open.add(connection)
+        self.opened += 1
         return connection, False
 
     async def _exchange(

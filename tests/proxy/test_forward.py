@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 
 from shadowproxy.proxy.headers import HOP_BY_HOP
 from tests.conftest import StartProxy, StartUpstream
+from tests.reliability.faults import sample
 
 BIG = os.urandom(10 * 1024 * 1024)
 JSON_BODY = b'{"id": 9174, "names": {"ru": "\xd0\x9a\xd0\xbb\xd0\xb8\xd0\xbd\xd0\xbe\xd0\xba"}}'
@@ -365,6 +366,37 @@ async def test_https_upstreams(
             assert 502 == response.status
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+async def test_primary_connections_are_pooled_and_counted(
+    upstream: StartUpstream, proxy: StartProxy, client: aiohttp.ClientSession, keep_alive: bool
+) -> None:
+    """Requests one after another share one pooled connection to the primary; a primary that
+    closes each connection shows in the opened count, request for request."""
+
+    async def answer(request: web.Request) -> web.Response:
+        response = web.Response(body=JSON_BODY, content_type="application/json")
+        if not keep_alive:
+            response.force_close()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/t", answer)
+    running = await proxy(await upstream(app), await upstream(catalogue()), sample=0)
+    for _ in range(3):
+        async with client.get(running.traffic_url + "/t") as response:
+            assert JSON_BODY == await response.read()
+    metrics = await _metrics(client, running.admin_url)
+    connections = {
+        state: sample(metrics, "shadowproxy_backend_connections", backend="primary", state=state)
+        for state in ("busy", "idle")
+    }
+    opened = sample(metrics, "shadowproxy_backend_connections_opened_total", backend="primary")
+    if keep_alive:
+        assert ({"busy": 0.0, "idle": 1.0}, 1.0) == (connections, opened)
+    else:
+        assert ({"busy": 0.0, "idle": 0.0}, 3.0) == (connections, opened)
 
 
 async def _metrics(client: aiohttp.ClientSession, admin_url: str) -> str:
