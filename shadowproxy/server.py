@@ -221,21 +221,18 @@ def _watch_mirror(metrics: Metrics, mirror: Mirror) -> None:
 
 def _watch_backend(metrics: Metrics, backend: Backend) -> None:
     client = backend.client
-    help_text = "Connections to a backend: carrying an exchange (busy) or pooled (idle)."
-    metrics.gauge(
-        "backend_connections",
-        help_text,
-        lambda: float(client.busy),
-        backend=backend.name,
-        state="busy",
-    )
-    metrics.gauge(
-        "backend_connections",
-        help_text,
-        lambda: float(client.idle),
-        backend=backend.name,
-        state="idle",
-    )
+    levels: dict[str, Callable[[], float]] = {
+        "busy": lambda: float(client.busy),
+        "idle": lambda: float(client.idle),
+    }
+    for state, read in levels.items():
+        metrics.gauge(
+            "backend_connections",
+            "Connections to a backend: carrying an exchange (busy) or pooled (idle).",
+            read,
+            backend=backend.name,
+            state=state,
+        )
     metrics.counter(
         "backend_connections_opened",
         "Connections opened to a backend (near the request count: it does not keep them alive).",
