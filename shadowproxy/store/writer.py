@@ -4,8 +4,9 @@
 raises. One owned task flushes the buffer in batches. When the store is down, slow or not yet
 reachable at start-up, records wait in memory; past half the buffer they move to the disk spool
 (:mod:`shadowproxy.store.spool`) when one is configured. Past the spool's cap the buffer fills and
-new records are dropped and counted. Order is kept: a failed batch is retried first, then the
-spool is replayed oldest first, then the buffer is written. Store writes are idempotent by exchange
+new records are dropped and counted. A batch the store refused is spooled with the buffer when
+the spool is empty, else retried first. Order is kept: a failed batch first, then the spool
+replayed oldest first, then the buffer. Store writes are idempotent by exchange
 id, so replaying something that had in fact been written changes nothing.
 
 The writer opens the store (``aopen``) itself, retrying with backoff, so a remote store that is
@@ -212,7 +213,7 @@ class StoreWriter:
                 if loop.time() < self._retry_at:
                     if self._closing:
                         return
-                    await self._spill()
+                    await self._spill(refused=True)
                     continue
                 ok = await self._flush()
             except Exception:  # a bug here must not silently stop all writing
@@ -247,7 +248,7 @@ class StoreWriter:
             raise
         except Exception as exc:  # any failure of the store is data for stats(), never fatal
             self._failed(exc)
-            await self._spill()
+            await self._spill(refused=True)
             return False
         return True
 
@@ -292,10 +293,23 @@ class StoreWriter:
             log.warning("store writer: store unavailable (%s); retrying", self._last_error)
         self._store_up = False
 
-    async def _spill(self) -> None:
-        """Move the buffer to the spool once it is more than half full."""
-        if self._spool is None or len(self._buffer) < self._spill_at:
+    async def _spill(self, *, refused: bool = False) -> None:
+        """Move the buffer to the spool once it is more than half full.
+
+        ``refused``: the in-flight batch failed and is not being written, so it counts too and is
+        spooled before the buffer, if the spool is empty (anything in it is newer: order is
+        kept). While a write is still pending its batch stays put, or a late success would store
+        it twice.
+        """
+        spool_empty = self._spool is not None and not self._spool
+        inflight = self._inflight if refused and spool_empty else []
+        if self._spool is None or len(inflight) + len(self._buffer) < self._spill_at:
             return
+        if inflight:
+            kept = await self._to_spool(inflight)
+            self._inflight = inflight[kept:]
+            if self._inflight:
+                return  # the spool is full: the rest waits for the store
         records = list(self._buffer)
         kept = await self._to_spool(records)
         for _ in range(kept):

@@ -140,6 +140,37 @@ async def test_a_slow_store_spills_to_the_spool_and_replays_in_order(tmp_path: P
     await store.aclose()
 
 
+async def test_a_batch_the_store_refused_is_spooled_with_the_buffer(tmp_path: Path) -> None:
+    """The store dies with a whole batch taken from the buffer for writing: that batch counts
+    toward the spill and goes to the spool first, so the outage's records are on disk, not
+    only in memory until the store returns; afterwards each is written once."""
+    port = free_port()
+    server = start_mongo(port=port)
+    store = open_store(f"mongodb://127.0.0.1:{port}/gone?serverSelectionTimeoutMS=300")
+    writer = StoreWriter(
+        store, batch=200, flush_interval=0.05, buffer=10, spool_dir=tmp_path / "spool"
+    )
+    await writer.start()
+    try:
+        writer.submit(make_comparison(id="c0", received_at=NOW))
+        await eventually(lambda: writer.stats().written == 1)
+        server.stop()
+        # At once: the next flush takes all eight as one batch, past half the buffer.
+        for i in range(1, 9):
+            assert writer.submit(make_comparison(id=f"c{i}", received_at=NOW + i))
+        await eventually(lambda: writer.stats().spooled_records == 8, describe=writer.stats)
+        assert 0 == writer.stats().buffered
+        server = start_mongo(port=port)
+        await eventually(lambda: writer.stats().written == 9, 30, writer.stats)
+        assert (0, 0) == (writer.stats().spooled_records, writer.stats().dropped)
+        ids = {item.id for item in (await store.mismatches(limit=100)).items}
+        assert {f"c{i}" for i in range(1, 9)} == ids  # the restarted server started empty
+    finally:
+        await writer.aclose(deadline=0.5)
+        await store.aclose()
+        server.stop()
+
+
 async def test_past_the_spool_cap_records_are_dropped_and_counted(tmp_path: Path) -> None:
     """With the store down and the spool full, submit says False and counts the drop."""
     store = open_store(f"mongodb://127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=200")
