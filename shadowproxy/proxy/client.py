@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httptools
@@ -73,11 +74,9 @@ class BackendConfig:
 class _Connection(asyncio.Protocol):
     """One socket to the backend and the exchange in progress on it."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, lost: Callable[[_Connection], None]
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: Client) -> None:
         self._loop = loop
-        self._lost = lost
+        self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.answered = False
@@ -111,13 +110,18 @@ class _Connection(asyncio.Protocol):
         self.answered = False
         self._head_bytes = 0
 
-    async def wait(self, timeout: float) -> None:
-        """Until something arrives (head, body, end, failure); :class:`TimeoutError` after
-        ``timeout`` seconds of nothing."""
+    async def wait(self) -> None:
+        """Until something arrives (head, body, end, failure); a timeout :class:`ExchangeError`
+        after the read timeout passes with nothing."""
+        timeout = self.pool.config.read_timeout
         waiter = self._waiter = self._loop.create_future()
         timer = self._loop.call_later(timeout, _expire, waiter)
         try:
             await waiter
+        except TimeoutError:
+            raise ExchangeError(
+                ErrorKind.TIMEOUT, f"nothing from the backend for {timeout}s"
+            ) from None
         finally:
             timer.cancel()
             self._waiter = None
@@ -162,7 +166,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._lost(self)
+        self.pool.forget(self)
         if self.response is not None and not self.complete and self._until_close():
             self.complete = True  # the end of the connection is the end of this body
             self._wake()
@@ -201,12 +205,7 @@ class _Connection(asyncio.Protocol):
             self._fields = []  # an interim answer (100 Continue): the real one follows
             return
         self.keep_alive = status != 101 and parser.should_keep_alive()
-        self.response = Response(
-            self,
-            status,
-            self._reason.decode(*_ENCODING),
-            CIMultiDictProxy(CIMultiDict(self._fields)),
-        )
+        self.response = Response(self, status, self._reason.decode(*_ENCODING), self._fields)
         if self._head_only or status == 101:
             self.complete = True
         self._wake()
@@ -260,15 +259,20 @@ class Response:
     (``async with`` or :meth:`release`) to give the connection back or close it."""
 
     def __init__(
-        self, connection: _Connection, status: int, reason: str, headers: CIMultiDictProxy[str]
+        self, connection: _Connection, status: int, reason: str, fields: list[tuple[str, str]]
     ) -> None:
         self._connection = connection
         self.status = status
         self.reason = reason
-        self.headers = headers
-        self._pool: Client | None = None
-        self._read_timeout = 0.0
+        self.fields = fields
+        """The header fields as they came, in order (what the proxy passes on and captures)."""
         self._taken = False
+
+    @functools.cached_property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The header fields by name (built when first asked for: forwarding needs only
+        :attr:`fields`)."""
+        return CIMultiDictProxy(CIMultiDict(self.fields))
 
     def whole(self) -> bool:
         """The whole body has arrived already (the usual small answer)."""
@@ -280,8 +284,8 @@ class Response:
         return connection.complete and not connection.body
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body, in the pieces it arrives in; raises :class:`ExchangeError` or
-        :class:`TimeoutError` if the backend fails before the end."""
+        """The body, in the pieces it arrives in; raises :class:`ExchangeError` if the backend
+        fails or falls silent before the end."""
         connection = self._connection
         while True:
             if connection.body:
@@ -291,7 +295,7 @@ class Response:
             elif connection.error is not None:
                 raise connection.error
             else:
-                await connection.wait(self._read_timeout)
+                await connection.wait()
 
     async def read(self, limit: int) -> tuple[bytes, bool]:
         """The body up to ``limit`` bytes, and whether it was longer (then the rest is not read
@@ -314,8 +318,7 @@ class Response:
         if self._taken:
             return
         self._taken = True
-        assert self._pool is not None
-        self._pool.give_back(self._connection)
+        self._connection.pool.give_back(self._connection)
 
     async def __aenter__(self) -> Response:
         return self
@@ -370,18 +373,20 @@ class Client:
         if self._slots is not None:
             await self._slots.acquire()
         try:
-            head = self._head(method, target, headers, body)
+            streamed = body is not None and not isinstance(body, bytes)
+            chunked = streamed and "Content-Length" not in headers
+            head = self._head(method, target, headers, body, chunked=chunked)
             while True:
                 connection, reused = await self._connection()
                 try:
-                    return await self._exchange(connection, method, head, body)
+                    return await self._exchange(connection, method, head, body, chunked=chunked)
                 except ExchangeError as exc:
                     # Most likely a pooled connection the backend closed meanwhile (its
                     # keep-alive timeout) before it read the request. An idempotent request goes
                     # again on a fresh connection, unless its body was a stream (spent).
                     if not (reused and exc.kind is ErrorKind.RESET and not connection.answered):
                         raise
-                    if method not in _IDEMPOTENT or not (body is None or isinstance(body, bytes)):
+                    if method not in _IDEMPOTENT or streamed:
                         raise
         except BaseException:
             if self._slots is not None:
@@ -394,17 +399,19 @@ class Client:
         target: str,
         headers: CIMultiDict[str],
         body: bytes | AsyncIterator[bytes] | None,
+        *,
+        chunked: bool,
     ) -> bytes:
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode(*_ENCODING)]
         lines.append(b"Host: " + self._host_field + b"\r\n")
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n".encode(*_ENCODING))
-        if "Content-Length" not in headers:
+        if chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        elif "Content-Length" not in headers:
             if isinstance(body, bytes):
                 lines.append(b"Content-Length: %d\r\n" % len(body))
-            elif body is not None:
-                lines.append(b"Transfer-Encoding: chunked\r\n")
-            elif method in _METHODS_WITH_BODY:
+            elif body is None and method in _METHODS_WITH_BODY:
                 lines.append(b"Content-Length: 0\r\n")
         lines.append(b"\r\n")
         return b"".join(lines)
@@ -423,7 +430,7 @@ class Client:
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(loop, self._forget),
+                    lambda: _Connection(loop, self),
                     self.host,
                     self.port,
                     ssl=self._ssl,
@@ -445,6 +452,8 @@ class Client:
         method: str,
         head: bytes,
         body: bytes | AsyncIterator[bytes] | None,
+        *,
+        chunked: bool,
     ) -> Response:
         connection.begin(head_only=method == "HEAD")
         transport = connection.transport
@@ -454,26 +463,15 @@ class Client:
                 transport.write(head + body if body else head)
             else:
                 transport.write(head)
-                chunked = b"Transfer-Encoding: chunked\r\n" in head
                 await self._send(connection, body, chunked=chunked)
             while connection.response is None:
                 if connection.error is not None:
                     raise connection.error
-                await connection.wait(self.config.read_timeout)
-        except TimeoutError:
-            connection.close()
-            self._forget(connection)
-            raise ExchangeError(
-                ErrorKind.TIMEOUT, f"no answer within {self.config.read_timeout}s"
-            ) from None
+                await connection.wait()
         except BaseException:
-            connection.close()
-            self._forget(connection)
+            connection.close()  # its state is unknown: never back in the pool
             raise
-        response = connection.response
-        response._pool = self
-        response._read_timeout = self.config.read_timeout
-        return response
+        return connection.response
 
     @staticmethod
     async def _send(connection: _Connection, body: AsyncIterator[bytes], *, chunked: bool) -> None:
@@ -505,12 +503,12 @@ class Client:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
         else:
-            connection.close()
-            self._forget(connection)
+            connection.close()  # forgotten when the transport reports it closed
         if self._slots is not None:
             self._slots.release()
 
-    def _forget(self, connection: _Connection) -> None:
+    def forget(self, connection: _Connection) -> None:
+        """A connection's transport closed: it no longer counts."""
         self._open.discard(connection)
 
     async def aclose(self) -> None:

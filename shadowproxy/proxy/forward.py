@@ -100,7 +100,7 @@ class Forwarder:
             upstream = await self.backend.client.request(
                 request.method, request.raw_path, headers, body
             )
-        except (ExchangeError, OSError) as exc:
+        except ExchangeError as exc:
             failure = classify_failure(exc, time.perf_counter() - started)
             notify(failure)
             # The path only: a query string can carry tokens, and logs are not redacted.
@@ -113,7 +113,7 @@ class Forwarder:
             response = PassThroughResponse(
                 status=upstream.status,
                 reason=upstream.reason,
-                headers=end_to_end(upstream.headers),
+                headers=end_to_end(upstream.fields),
                 whole=upstream.whole(),
             )
             captured = bytearray()
@@ -135,7 +135,7 @@ class Forwarder:
                     else:
                         await response.write(chunk)
                 await response.write_eof()  # nothing left to send unless the body was empty
-            except (TimeoutError, ExchangeError) as exc:
+            except ExchangeError as exc:
                 # The primary failed mid-body: the client must see a broken response, not a
                 # short one that looks whole.
                 failure = classify_failure(exc, time.perf_counter() - started)
@@ -166,7 +166,7 @@ class Forwarder:
     ) -> CapturedResponse:
         return CapturedResponse(
             status=upstream.status,
-            headers=tuple(upstream.headers.items()) if keep else (),
+            headers=tuple(upstream.fields) if keep else (),
             body=bytes(body),
             elapsed=time.perf_counter() - started,
             truncated=truncated,

@@ -7,6 +7,8 @@ directions. Everything else passes in wire order, repeated names kept.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from multidict import CIMultiDict, CIMultiDictProxy
 
 HOP_BY_HOP = frozenset(
@@ -29,14 +31,21 @@ _NOT_UPSTREAM = HOP_BY_HOP | {"host"}
 
 
 def end_to_end(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], dropped: frozenset[str] = HOP_BY_HOP
+    fields: Collection[tuple[str, str]], dropped: frozenset[str] = HOP_BY_HOP
 ) -> list[tuple[str, str]]:
     """The fields that survive a hop, in wire order: all but ``dropped`` (lower-case names) and
     those ``Connection`` names."""
-    named = headers.getall("Connection", ())
-    if named:
-        dropped = dropped | {token.strip().lower() for value in named for token in value.split(",")}
-    return [(key, value) for key, value in headers.items() if key.lower() not in dropped]
+    kept = [(key, value) for key, value in fields if key.lower() not in dropped]
+    if len(kept) < len(fields):  # something was dropped: maybe a Connection naming others
+        named = {
+            token.strip().lower()
+            for key, value in fields
+            if key.lower() == "connection"
+            for token in value.split(",")
+        }
+        if named:
+            kept = [(key, value) for key, value in kept if key.lower() not in named]
+    return kept
 
 
 def upstream_request_headers(
@@ -48,7 +57,7 @@ def upstream_request_headers(
     earlier proxy's value when there is one (that proxy saw the original request), else get ours.
     The client's Content-Length stays, for a body forwarded as it arrives.
     """
-    out = CIMultiDict(end_to_end(headers, _NOT_UPSTREAM))
+    out = CIMultiDict(end_to_end(headers.items(), _NOT_UPSTREAM))
     if client_ip:
         previous = out.popall("X-Forwarded-For", [])
         out["X-Forwarded-For"] = ", ".join([*previous, client_ip])

@@ -164,12 +164,12 @@ class Mirror:
                     body, truncated = await response.read(self.capture_max)
                 return CapturedResponse(
                     status=response.status,
-                    headers=tuple(response.headers.items()),
+                    headers=tuple(response.fields),
                     body=body,
                     elapsed=time.perf_counter() - started,
                     truncated=truncated,
                 )
-        except (TimeoutError, ExchangeError, OSError) as exc:
+        except (TimeoutError, ExchangeError) as exc:  # TimeoutError: the whole exchange's
             return classify_failure(exc, time.perf_counter() - started)
 
     async def wait(self, timeout: float) -> int:
