@@ -20,7 +20,7 @@ import contextlib
 import errno
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 
@@ -39,6 +39,7 @@ from shadowproxy.proxy.endpoint import EndpointNamer
 from shadowproxy.proxy.forward import Forwarder
 from shadowproxy.proxy.governor import Governor
 from shadowproxy.proxy.ingress import Ingress
+from shadowproxy.proxy.listener import FIELD_MAX, Listener
 from shadowproxy.proxy.mirror import Mirror
 from shadowproxy.proxy.policy import MirrorPolicy
 from shadowproxy.proxy.refusals import RefusalLog
@@ -308,23 +309,25 @@ async def open_ingress(runtime: Runtime) -> AsyncIterator[Ingress]:
                 log.warning("shutdown: %d shadow calls were cut", cut)
 
 
-def traffic_server(ingress: Ingress, metrics: Metrics) -> web.Server:
-    """The traffic listener: aiohttp's low-level server calling :meth:`Ingress.handle` for every
-    request. A reverse proxy has one route, so there is no router, no middleware chain and no
-    Application in the way (they cost a tenth of a forwarded request's CPU)."""
+def traffic_listener(ingress: Ingress, metrics: Metrics) -> Listener:
+    """The traffic listener: the proxy's own HTTP/1.1 server calling :meth:`Ingress.handle` for
+    every request, and aiohttp's low-level server for WebSocket upgrades (:meth:`Ingress.relay`).
+    """
     refusals = RefusalLog()
-    metrics.counter(
-        "refused_requests",
-        "Malformed requests refused by the HTTP parser (never forwarded).",
-        lambda: float(refusals.refused),
-    )
-    return web.Server(
-        ingress.handle,
-        max_field_size=16384,
-        max_line_size=16384,
+    upgrades = web.Server(
+        ingress.relay,
+        max_field_size=FIELD_MAX,
+        max_line_size=FIELD_MAX,
         logger=refusals,
         access_log=None,
     )
+    listener = Listener(ingress.handle, upgrades)
+    metrics.counter(
+        "refused_requests",
+        "Malformed requests refused by the HTTP parser (never forwarded).",
+        lambda: float(listener.refused + refusals.refused),
+    )
+    return listener
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -360,18 +363,22 @@ class RunningProxy:
         return False
 
 
-async def _start_site(
-    runner: web.BaseRunner, where: HostPort, flag: str, *, reuse_port: bool = False
-) -> str:
-    site = web.TCPSite(
-        runner, where.host, where.port, reuse_address=True, reuse_port=reuse_port or None
-    )
+async def _start_site(runner: web.BaseRunner, where: HostPort, flag: str) -> str:
+    async def bind() -> tuple[str, int]:
+        await web.TCPSite(runner, where.host, where.port, reuse_address=True).start()
+        host, port = runner.addresses[-1][:2]
+        return host, port
+
+    return await _bound(bind(), where, flag)
+
+
+async def _bound(bind: Awaitable[tuple[str, int]], where: HostPort, flag: str) -> str:
+    """The URL a listener was bound at, or a StartupError naming the flag."""
     try:
-        await site.start()
+        host, port = await bind
     except OSError as exc:
         cause = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise StartupError(f"{flag} {where}: {cause or exc}") from None
-    host, port = runner.addresses[-1][:2]
     shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - display only
     return f"http://{shown}:{port}"
 
@@ -386,15 +393,15 @@ async def running(
         # Exited after the listener's cleanup below: in-flight requests finish first.
         ingress = await stack.enter_async_context(open_ingress(runtime))
         admin_app = create_admin_app(runtime)
-        traffic = web.ServerRunner(
-            traffic_server(ingress, runtime.metrics), shutdown_timeout=SHUTDOWN_DEADLINE
-        )
+        traffic = traffic_listener(ingress, runtime.metrics)
+        stack.push_async_callback(traffic.aclose, SHUTDOWN_DEADLINE)
         admin = web.AppRunner(admin_app, access_log=None)
-        await traffic.setup()
-        stack.push_async_callback(traffic.cleanup)
         await admin.setup()
         stack.push_async_callback(admin.cleanup)
-        traffic_url = await _start_site(traffic, settings.listen, "--listen", reuse_port=reuse_port)
+        where = settings.listen
+        traffic_url = await _bound(
+            traffic.start(where.host, where.port, reuse_port=reuse_port), where, "--listen"
+        )
         admin_url = await _start_site(admin, settings.admin_listen, "--admin-listen")
         yield RunningProxy(runtime, traffic_url, admin_url, ingress)
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Iterable
-
-import aiohttp
-from aiohttp.http_exceptions import HttpProcessingError
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 
 class BodyFailure(enum.Enum):
@@ -51,11 +48,12 @@ class BodyError(Exception):
 
 
 class ClientBody:
-    """Reads ``stream``: at most ``limit`` bytes in all (0: no limit), waiting at most
-    ``timeout`` seconds for each chunk."""
+    """Reads the body with ``read`` (the next chunk, ``b""`` at the end, ConnectionError when the
+    client left or broke the framing): at most ``limit`` bytes in all (0: no limit), waiting at
+    most ``timeout`` seconds for each chunk."""
 
-    def __init__(self, stream: aiohttp.StreamReader, *, limit: int, timeout: float) -> None:
-        self._stream = stream
+    def __init__(self, read: Callable[[], Awaitable[bytes]], *, limit: int, timeout: float) -> None:
+        self._read = read
         self._limit = limit
         self._timeout = timeout
         self._seen = 0
@@ -66,16 +64,10 @@ class ClientBody:
         """The next chunk; ``b""`` at the end. Raises :class:`BodyError`."""
         try:
             async with asyncio.timeout(self._timeout):
-                chunk = await self._stream.readany()
+                chunk = await self._read()
         except TimeoutError:
             raise self._failed(BodyFailure.TIMEOUT) from None
-        except (ConnectionResetError, HttpProcessingError):
-            raise self._failed(BodyFailure.INCOMPLETE) from None
-        except asyncio.CancelledError:
-            # aiohttp ends a body whose connection was lost this way too; a real cancellation of
-            # this task leaves the stream without an exception and goes on.
-            if self._stream.exception() is None:
-                raise
+        except ConnectionError:
             raise self._failed(BodyFailure.INCOMPLETE) from None
         self._seen += len(chunk)
         if self._limit and self._seen > self._limit:

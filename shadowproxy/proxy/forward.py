@@ -5,65 +5,27 @@ stream; nothing waits for the whole body), with hop-by-hop fields dropped and Co
 untouched. A copy of the body is kept, up to a cap, for the comparator. When the primary cannot be
 reached the client gets 502, when it does not answer in time 504, each with a short plain body; if
 it fails after the response has started, the client connection is aborted, as any reverse proxy
-must (a truncated body must not look complete).
+must (a truncated body must not look complete). Nothing is added to the primary's header fields
+but the framing (the listener writes them as given: no Date, Server or Content-Type of its own).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from shadowproxy.model import BackendError, CapturedResponse, ErrorKind, Outcome
 from shadowproxy.proxy.backend import Backend, classify_failure
 from shadowproxy.proxy.client import ExchangeError, Response
+from shadowproxy.proxy.client_body import ClientBody
 from shadowproxy.proxy.headers import end_to_end
+from shadowproxy.proxy.listener import Request
 
 log = logging.getLogger(__name__)
-
-# aiohttp's server adds these when a response lacks them. A transparent proxy must not invent
-# them, so they are removed again after aiohttp prepared the headers (see PassThroughResponse).
-_INVENTED = ("Content-Type", "Date", "Server")
-
-
-class PassThroughResponse(web.StreamResponse):
-    """A StreamResponse that sends the upstream's header set, adding nothing of its own."""
-
-    def __init__(
-        self,
-        *,
-        status: int,
-        reason: str | None,
-        headers: list[tuple[str, str]],
-        whole: bool = False,
-    ) -> None:
-        super().__init__(status=status, reason=reason, headers=headers)
-        self._absent = tuple(name for name in _INVENTED if name not in self.headers)
-        # With the whole body already here (the usual small JSON answer), the headers wait for it
-        # and leave in the same write: one send per response instead of two. A body still on its
-        # way (a stream, SSE) must not hold them back: the client sees the status at once.
-        self._send_headers_immediately = not whole
-
-    async def _prepare_headers(self) -> None:
-        await super()._prepare_headers()
-        for name in self._absent:
-            self.headers.popall(name, None)
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardResult:
-    """What the client got and what the comparator may see."""
-
-    response: web.StreamResponse
-    outcome: Outcome
-
-
-def _error_response(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + "\n", content_type="text/plain")
 
 
 class Forwarder:
@@ -75,17 +37,20 @@ class Forwarder:
 
     async def forward(
         self,
-        request: web.BaseRequest,
+        request: Request,
         *,
         headers: CIMultiDict[str],
         body: bytes | AsyncIterator[bytes] | None,
         on_captured: Callable[[Outcome], None] | None = None,
-    ) -> ForwardResult:
-        """Forward ``request`` and stream the primary's response.
+        upload: ClientBody | None = None,
+    ) -> Outcome:
+        """Forward ``request``, stream the primary's response, and return what the client got.
 
         ``on_captured`` is called once with the primary's outcome as soon as it is known: when the
         body is complete, when the capture cap is passed (a truncated response: no need to wait
-        for a long stream to end), or when the primary failed.
+        for a long stream to end), or when the primary failed. When the client's ``upload``
+        failed (the backend client reports that as its own failure), the client gets the
+        answer for its failure instead of a 502.
         """
         started = time.perf_counter()
         notified = False
@@ -98,22 +63,28 @@ class Forwarder:
 
         try:
             upstream = await self.backend.client.request(
-                request.method, request.raw_path, headers, body
+                request.method, request.target, headers, body
             )
         except ExchangeError as exc:
             failure = classify_failure(exc, time.perf_counter() - started)
             notify(failure)
             # The path only: a query string can carry tokens, and logs are not redacted.
             log.debug("primary %s %s failed: %s", request.method, request.path, failure.detail)
-            if failure.kind is ErrorKind.TIMEOUT:
-                return ForwardResult(_error_response(504, "504 Gateway Timeout"), failure)
-            return ForwardResult(_error_response(502, "502 Bad Gateway"), failure)
+            if upload is not None and upload.failure is not None:
+                answer = upload.failure.status, upload.failure.text
+            elif failure.kind is ErrorKind.TIMEOUT:
+                answer = 504, "504 Gateway Timeout"
+            else:
+                answer = 502, "502 Bad Gateway"
+            with contextlib.suppress(ConnectionError):  # the client may have left meanwhile
+                await request.reply(*answer)
+            return failure
 
         async with upstream:
-            response = PassThroughResponse(
-                status=upstream.status,
-                reason=upstream.reason,
-                headers=end_to_end(upstream.fields),
+            request.start(
+                upstream.status,
+                upstream.reason,
+                end_to_end(upstream.fields),
                 whole=upstream.whole(),
             )
             captured = bytearray()
@@ -122,7 +93,6 @@ class Forwarder:
             keep = on_captured is not None
             truncated = not keep
             try:
-                await response.prepare(request)
                 async for chunk in upstream.chunks():
                     if not truncated:
                         if len(captured) + len(chunk) <= self.capture_max:
@@ -131,29 +101,26 @@ class Forwarder:
                             truncated = True
                             notify(self._response(upstream, captured, started, truncated=True))
                     if upstream.at_eof():
-                        await response.write_eof(chunk)  # the last chunk and the end, one write
+                        await request.end(chunk)  # the last chunk and the end, one write
                     else:
-                        await response.write(chunk)
-                await response.write_eof()  # nothing left to send unless the body was empty
+                        await request.write(chunk)
+                if not request.finished:
+                    await request.end()  # nothing left to send unless the body was empty
             except ExchangeError as exc:
                 # The primary failed mid-body: the client must see a broken response, not a
                 # short one that looks whole.
                 failure = classify_failure(exc, time.perf_counter() - started)
                 notify(failure)
-                _abort(request)
-                return ForwardResult(response, failure)
-            except (ConnectionError, RuntimeError):
-                # The client went away (aiohttp raises these on writing to a closed transport).
-                # Not notified: a half-read body is not worth comparing (the ingress tells the
-                # mirror the client is gone).
-                outcome = self._response(
-                    upstream, captured, started, truncated=truncated, keep=keep
-                )
+                request.abort()
+                return failure
+            except ConnectionError:
+                # The client went away. Not notified: a half-read body is not worth comparing
+                # (the ingress tells the mirror the client is gone).
                 upstream.close()
-                return ForwardResult(response, outcome)
+                return self._response(upstream, captured, started, truncated=truncated, keep=keep)
             outcome = self._response(upstream, captured, started, truncated=truncated, keep=keep)
             notify(outcome)
-            return ForwardResult(response, outcome)
+            return outcome
 
     @staticmethod
     def _response(
@@ -173,10 +140,4 @@ class Forwarder:
         )
 
 
-def _abort(request: web.BaseRequest) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-
-
-__all__ = ["BackendError", "ForwardResult", "Forwarder", "PassThroughResponse"]
+__all__ = ["BackendError", "Forwarder"]

@@ -103,6 +103,6 @@ async def test_malformed_requests_leave_no_secret_in_the_log(
     running = await proxy(await upstream(recording_backend()), await upstream(recording_backend()))
     for request in MALFORMED_WITH_SECRETS:
         answer = await raw_exchange(running.traffic_url, request)
-        assert answer.startswith(b"HTTP/1.0 400")
+        assert answer.split(b" ", 2)[1] in {b"400", b"414", b"431"}, answer[:100]
     assert caplog.records  # the refusals were logged
     assert SECRET not in caplog.text
