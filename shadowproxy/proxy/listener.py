@@ -43,6 +43,8 @@ HEAD_MAX = 64 * 1024
 """Largest request head, all fields together."""
 _BODY_HIGH = 256 * 1024
 """Request body bytes held for a slow handler before the socket stops being read."""
+_CLOSE_LINGER = 2.0
+"""Seconds a connection closed with the client still sending waits for the client to close."""
 _PIPELINE_MAX = 16
 """Requests parsed ahead of the one being served before the socket stops being read."""
 _ENCODING = ("utf-8", "surrogateescape")
@@ -163,6 +165,12 @@ class Request:
         if self._buffered >= _BODY_HIGH:
             self._connection.pause()
         self._wake()
+
+    def _drop_body(self) -> None:
+        """What is buffered and all that is still to come of the body is dropped."""
+        self._discard = True
+        self._chunks.clear()
+        self._buffered = 0
 
     def _end(self, *, broken: bool = False) -> None:
         if broken:
@@ -293,6 +301,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._fields: list[tuple[str, str]] = []
         self._head_size = 0
+        self._head_seen: int | None = None
+        """Bytes received since the head being parsed began (``None`` between heads)."""
         self._restore: list[tuple[str, str]] | None = None
         self._next: asyncio.Future[None] | None = None
         self._upgrade: bytearray | None = None
@@ -300,10 +310,11 @@ class _Connection(asyncio.Protocol):
         self._paused_reading = False
         self._paused_writing = False
         self._drained: asyncio.Future[None] | None = None
+        self._gone: asyncio.Future[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None
         """When the connection last became idle; ``None`` while a request is being served."""
-        self._serving = False
+        self._handed_off = False
         self.closing = False
         self.closed = False
 
@@ -322,12 +333,20 @@ class _Connection(asyncio.Protocol):
             return
         if self._ignore:
             return
+        if self._head_seen is not None:
+            # httptools gathers a field's pieces before on_header sees it: bound what a head
+            # can make it hold, however slowly its bytes come.
+            self._head_seen += len(data)
+            if self._head_seen > HEAD_MAX:
+                self._refused(_RefusalError(431, "431 Request Header Fields Too Large"))
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data[exc.args[0] :])
         except httptools.HttpParserError as exc:
-            self._malformed(exc)
+            cause = exc.__context__
+            self._refused(cause if isinstance(cause, _RefusalError) else None, exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -336,7 +355,7 @@ class _Connection(asyncio.Protocol):
         for request in (self._parsing, *self._queue):
             if isinstance(request, Request) and not request.complete:
                 request._end(broken=True)
-        for waiter in (self._next, self._drained):
+        for waiter in (self._next, self._drained, self._gone):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
@@ -354,6 +373,7 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._fields = []
         self._head_size = 0
+        self._head_seen = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -361,7 +381,7 @@ class _Connection(asyncio.Protocol):
             raise _RefusalError(414, "414 URI Too Long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value)
+        size = len(name) + len(value) + 4  # with ": " and CRLF
         self._head_size += size
         if size > FIELD_MAX:
             raise _RefusalError(400, "400 Bad Request: header field too long")
@@ -371,6 +391,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        self._head_seen = None
         fields, self._restore = self._restore or self._fields, None
         request = Request(
             self,
@@ -384,7 +405,10 @@ class _Connection(asyncio.Protocol):
         if parser.should_upgrade():
             if request.method == "CONNECT":
                 request.keep_alive = False  # answered (refused) as a request, then closed
-            elif request.headers.get("Upgrade", "").lower() == "websocket":
+            elif (
+                request.headers.get("Upgrade", "").lower() == "websocket"
+                and request.target.startswith("/")  # else refused by the handler, as any other
+            ):
                 request.handoff = True
             else:
                 return  # another protocol (h2c): served as plain HTTP/1.1, see _upgraded
@@ -423,10 +447,12 @@ class _Connection(asyncio.Protocol):
             plain = [field for field in request.fields if field[0].lower() != "connection"]
             self.data_received(request.head_bytes(plain) + rest)
 
-    def _malformed(self, exc: httptools.HttpParserError) -> None:
+    def _refused(
+        self, cause: _RefusalError | None, exc: httptools.HttpParserError | None = None
+    ) -> None:
+        """A head over a limit (``cause``), or bytes llhttp refused (``exc``)."""
         self._ignore = True
         self._listener.refused += 1
-        cause = exc.__context__ if isinstance(exc.__context__, _RefusalError) else None
         # The error's name or the limit passed, never the bytes around it (they may hold secrets).
         log.debug("refused a malformed request (%s)", cause.text if cause else type(exc).__name__)
         if self._parsing is not None:
@@ -441,39 +467,64 @@ class _Connection(asyncio.Protocol):
     # --- serving ----------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        """Answer the connection's requests in order until it closes."""
-        handler = self._listener.handler
-        while not self.closed:
-            request = await self._take()
-            if request is None:
-                break
-            if isinstance(request, _RefusalError):
-                await self._refuse(request)
-                break
-            if request.handoff:
-                self._hand_off(request)
-                return
-            self._serving = True
-            try:
-                await handler(request)
-            except ConnectionError:
-                request.keep_alive = False  # the client left while being answered
-            except Exception:
-                log.exception("the handler failed on %s %s", request.method, request.path)
-                if not request.started:
-                    request.keep_alive = False
-                    with contextlib.suppress(ConnectionError):
-                        await request.reply(500, "500 Internal Server Error")
-            except asyncio.CancelledError:
-                self.abort()
-                raise
-            finally:
-                self._serving = False
-            if not request.finished:
-                request.abort()
-            if not request.keep_alive or self.closing or not await self._read_away(request):
-                break
-        self.close()
+        """Answer the connection's requests in order until it closes (or is handed on)."""
+        try:
+            while not self.closed:
+                request = await self._take()
+                if request is None:
+                    break
+                if isinstance(request, _RefusalError):
+                    await self._refuse(request)
+                    await self._close_gently()
+                    break
+                if request.handoff:
+                    self._hand_off(request)
+                    break
+                await self._answer(request)
+                if not request.keep_alive or self.closing:
+                    if not request.complete:
+                        await self._close_gently()
+                    break
+                if not await self._read_away(request):
+                    await self._close_gently()
+                    break
+        finally:
+            self.close()
+
+    async def _close_gently(self) -> None:
+        """End our side, then drop what the client still sends until it closes too (for at most
+        :data:`_CLOSE_LINGER` seconds). Closing with its bytes unread would reset the connection,
+        and a reset can destroy the answer before the client has read it."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._handed_off:
+            return
+        self._ignore = True
+        self.resume()
+        self._gone = asyncio.get_running_loop().create_future()
+        if transport.can_write_eof():
+            transport.write_eof()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_LINGER):
+                await self._gone
+
+    async def _answer(self, request: Request) -> None:
+        try:
+            await self._listener.handler(request)
+        except ConnectionError:
+            request.keep_alive = False  # the client left while being answered
+        except Exception:
+            # The path only: a query string can carry tokens.
+            path = request.target.partition("?")[0]
+            log.exception("the handler failed on %s %s", request.method, path)
+            if not request.started:
+                request.keep_alive = False
+                with contextlib.suppress(ConnectionError):
+                    await request.reply(500, "500 Internal Server Error")
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        if not request.finished:
+            request.abort()
 
     async def _take(self) -> Request | _RefusalError | None:
         while not self._queue:
@@ -516,8 +567,7 @@ class _Connection(asyncio.Protocol):
             return True
         if "Expect" in request.headers and not request._continued:
             return False
-        request._discard = True
-        request._chunks.clear()
+        request._drop_body()
         self.resume()
         try:
             async with asyncio.timeout(self._listener.linger):
@@ -539,6 +589,10 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         assert self._upgrade is not None
         protocol = self._listener.upgrades()
+        self._handed_off = True
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(request.head_bytes() + bytes(self._upgrade))
@@ -583,11 +637,11 @@ class _Connection(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-        if self._transport is not None and self._upgrade is None:
+        if self._transport is not None and not self._handed_off:
             self._transport.close()
 
     def abort(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and not self._handed_off:
             self._transport.abort()
 
     def shut_down(self) -> None:

@@ -60,6 +60,12 @@ async def assert_refused_and_still_serving(
     [
         (b"GET http://evil.example/steal HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"400"),
         (b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", b"405"),
+        (
+            b"GET http://evil.example/ws HTTP/1.1\r\nHost: evil.example\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            b"400",
+        ),
         (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", b"400"),
         (b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", b"400"),
         (
@@ -73,6 +79,7 @@ async def assert_refused_and_still_serving(
     ids=[
         "absolute-form",
         "connect",
+        "websocket-absolute-form",
         "asterisk",
         "bad-method",
         "cl-and-te",

@@ -4,6 +4,7 @@ back-pressure, bodies left unread, upgrades to protocols the proxy does not spea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -358,3 +359,18 @@ async def test_shutdown_finishes_the_request_being_served_and_closes_idle_connec
         await asyncio.open_connection(host, port)
     idle_writer.close()
     busy_writer.close()
+
+
+async def test_a_field_that_never_ends_is_refused_before_it_is_held_whole() -> None:
+    """llhttp hands a field over only once it ends: the bytes of a head are counted as they
+    come, so a client cannot make the proxy hold a field of any size."""
+    async with listening(echo) as listener, connected(listener) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nX-Endless: ")
+        with contextlib.suppress(ConnectionError):  # refused while still sending
+            for _ in range(HEAD_MAX // 1024 + 8):
+                writer.write(b"a" * 1024)
+                await writer.drain()
+                await asyncio.sleep(0)
+        everything = await asyncio.wait_for(reader.read(), 5)
+        assert b"431" == everything.split(b" ", 2)[1]
+        assert 1 == listener.refused
