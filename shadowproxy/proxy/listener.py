@@ -9,9 +9,13 @@ given, adding only the framing.
 One task per connection serves its requests in order; pipelined requests wait their turn. A
 request body is handed over as it arrives, with the socket no longer read while 256 KB wait. A
 body the handler left unread is read away (for at most :data:`LINGER` seconds) so that the client
-gets the answer rather than a reset. WebSocket upgrades are handed, with their connection, to
-aiohttp's server, which the relay is built on. The handler is not cancelled when its client
-leaves: writing to the closed connection raises :class:`ConnectionResetError`, as in aiohttp.
+gets the answer rather than a reset; a connection closed while the client still sends (a
+refused head) ends our side first and waits briefly for the client's. A head is bounded as its
+bytes arrive (414 past :data:`FIELD_MAX` of target, 400 past it in a field, 431 past
+:data:`HEAD_MAX` in all), and must complete, like an idle connection's next request, within
+:data:`KEEPALIVE_TIMEOUT`. WebSocket upgrades are handed, with their connection, to aiohttp's
+server, which the relay is built on. The handler is not cancelled when its client leaves: writing
+to the closed connection raises :class:`ConnectionResetError`, as in aiohttp.
 """
 
 from __future__ import annotations
