@@ -29,9 +29,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from shadowproxy.model import ErrorKind
+from shadowproxy.proxy.http1 import BUFFER_HIGH, HEADER_ENCODING, WriteFlow
 
-_BUFFER_HIGH = 256 * 1024
-"""Body bytes held for a slow reader before the socket stops being read."""
 HEAD_MAX = 64 * 1024
 """Bytes a backend may send before its head is complete (status line and header fields)."""
 IDLE_MAX = 4.0
@@ -41,9 +40,6 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Methods a client may send again when the connection failed before an answer (RFC 9110
 §9.2.2): the backend may have acted on the first attempt."""
-_ENCODING = ("utf-8", "surrogateescape")
-"""How header bytes become text and back: aiohttp's server does the same, so bytes pass
-unchanged in both directions."""
 
 
 class ExchangeError(Exception):
@@ -71,7 +67,7 @@ class BackendConfig:
     tls_verify: bool = True
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WriteFlow):
     """One socket to the backend and the exchange in progress on it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: Client) -> None:
@@ -92,7 +88,6 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
         self._paused = False
         self._head_bytes = 0
         self.idle_since = 0.0
@@ -173,21 +168,11 @@ class _Connection(asyncio.Protocol):
         elif not self.complete:
             detail = f"{type(exc).__name__}: {exc}" if exc else "the backend closed the connection"
             self._fail(ExchangeError(ErrorKind.RESET, detail[:300]))
-        writable = self._writable
-        if writable is not None and not writable.done():
-            writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writable = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        writable, self._writable = self._writable, None
-        if writable is not None and not writable.done():
-            writable.set_result(None)
+        self.resume_writing()  # a writer waiting for room learns the socket is gone
 
     async def drain(self) -> None:
-        if self._writable is not None and not self.closed:
-            await self._writable
+        if not self.closed:
+            await self.writable()
 
     # -- httptools callbacks ---------------------------------------------------------------------
 
@@ -195,7 +180,7 @@ class _Connection(asyncio.Protocol):
         self._reason = reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name.decode(*_ENCODING), value.decode(*_ENCODING)))
+        self._fields.append((name.decode(*HEADER_ENCODING), value.decode(*HEADER_ENCODING)))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -205,7 +190,7 @@ class _Connection(asyncio.Protocol):
             self._fields = []  # an interim answer (100 Continue): the real one follows
             return
         self.keep_alive = status != 101 and parser.should_keep_alive()
-        self.response = Response(self, status, self._reason.decode(*_ENCODING), self._fields)
+        self.response = Response(self, status, self._reason.decode(*HEADER_ENCODING), self._fields)
         if self._head_only or status == 101:
             self.complete = True
         self._wake()
@@ -215,7 +200,7 @@ class _Connection(asyncio.Protocol):
             return
         self.body.append(body)
         self.buffered += len(body)
-        if self.buffered > _BUFFER_HIGH and not self._paused and self.transport is not None:
+        if self.buffered > BUFFER_HIGH and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
@@ -402,10 +387,10 @@ class Client:
         *,
         chunked: bool,
     ) -> bytes:
-        lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode(*_ENCODING)]
+        lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode(*HEADER_ENCODING)]
         lines.append(b"Host: " + self._host_field + b"\r\n")
         for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n".encode(*_ENCODING))
+            lines.append(f"{name}: {value}\r\n".encode(*HEADER_ENCODING))
         if chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         elif "Content-Length" not in headers:

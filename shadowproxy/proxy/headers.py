@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 HOP_BY_HOP = frozenset(
     {
@@ -49,15 +49,16 @@ def end_to_end(
 
 
 def upstream_request_headers(
-    headers: CIMultiDictProxy[str], *, client_ip: str | None, scheme: str, host: str | None
+    fields: Collection[tuple[str, str]], *, client_ip: str | None, scheme: str, host: str | None
 ) -> CIMultiDict[str]:
-    """Headers for the request to a backend: end-to-end fields plus X-Forwarded-*.
+    """Headers for the request to a backend: the client's end-to-end ``fields`` plus
+    X-Forwarded-*.
 
     ``X-Forwarded-For`` gets the client's address appended; ``-Proto`` and ``-Host`` keep an
     earlier proxy's value when there is one (that proxy saw the original request), else get ours.
     The client's Content-Length stays, for a body forwarded as it arrives.
     """
-    out = CIMultiDict(end_to_end(headers.items(), _NOT_UPSTREAM))
+    out = CIMultiDict(end_to_end(fields, _NOT_UPSTREAM))
     if client_ip:
         previous = out.popall("X-Forwarded-For", [])
         out["X-Forwarded-For"] = ", ".join([*previous, client_ip])

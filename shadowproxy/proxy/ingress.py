@@ -57,7 +57,7 @@ class Ingress:
         rules = ruleset.resolve(method, path, request.query, request.headers)
         endpoint = self.namer.name(method, path, rules.name)
         headers = upstream_request_headers(
-            request.headers, client_ip=request.remote, scheme=request.scheme, host=request.host
+            request.fields, client_ip=request.remote, scheme=request.scheme, host=request.host
         )
         skip = self.policy.decide(
             method,
@@ -149,7 +149,10 @@ class Ingress:
         endpoint = self.namer.name(request.method, request.path, rules.name)
         self.metrics.skip(endpoint, SkipReason.UPGRADE)
         headers = upstream_request_headers(
-            request.headers, client_ip=request.remote, scheme=request.scheme, host=request.host
+            request.headers.items(),
+            client_ip=request.remote,
+            scheme=request.scheme,
+            host=request.host,
         )
         return await relay_websocket(request, self.forwarder.backend, headers)
 

@@ -33,6 +33,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
+from shadowproxy.proxy.http1 import BUFFER_HIGH, HEADER_ENCODING, WriteFlow
 from shadowproxy.tasks import TaskSet
 
 log = logging.getLogger("shadowproxy.traffic")
@@ -45,14 +46,10 @@ FIELD_MAX = 16 * 1024
 """Longest request target or header field (aiohttp's limit here before)."""
 HEAD_MAX = 64 * 1024
 """Largest request head, all fields together."""
-_BODY_HIGH = 256 * 1024
-"""Request body bytes held for a slow handler before the socket stops being read."""
 _CLOSE_LINGER = 2.0
 """Seconds a connection closed with the client still sending waits for the client to close."""
 _PIPELINE_MAX = 16
 """Requests parsed ahead of the one being served before the socket stops being read."""
-_ENCODING = ("utf-8", "surrogateescape")
-"""Header bytes to text and back, unchanged (as the backend client does)."""
 _BODYLESS = frozenset({204, 304})
 
 
@@ -128,7 +125,7 @@ class Request:
     def host(self) -> str | None:
         return self.headers.get("Host")
 
-    @property
+    @functools.cached_property
     def content_length(self) -> int | None:
         value = self.headers.get("Content-Length")
         return int(value) if value is not None else None
@@ -148,7 +145,7 @@ class Request:
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
-                if self._buffered < _BODY_HIGH:
+                if self._buffered < BUFFER_HIGH:
                     self._connection.resume()
                 return chunk
             if self.complete:
@@ -166,7 +163,7 @@ class Request:
             return
         self._chunks.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered >= _BODY_HIGH:
+        if self._buffered >= BUFFER_HIGH:
             self._connection.pause()
         self._wake()
 
@@ -222,7 +219,7 @@ class Request:
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         self.started = True
-        head = "".join(lines).encode(*_ENCODING)
+        head = "".join(lines).encode(*HEADER_ENCODING)
         if whole:
             self._pending = head
         else:
@@ -277,7 +274,7 @@ class Request:
         for name, value in self.fields if fields is None else fields:
             lines.append(f"{name}: {value}\r\n")
         lines.append("\r\n")
-        return "".join(lines).encode(*_ENCODING)
+        return "".join(lines).encode(*HEADER_ENCODING)
 
 
 Handler = Callable[[Request], Awaitable[None]]
@@ -290,7 +287,7 @@ class _RefusalError(Exception):
         self.text = text
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WriteFlow):
     """One client connection: llhttp's callbacks build requests, one task answers them."""
 
     def __init__(self, listener: Listener) -> None:
@@ -312,8 +309,6 @@ class _Connection(asyncio.Protocol):
         self._upgrade: bytearray | None = None
         self._ignore = False
         self._paused_reading = False
-        self._paused_writing = False
-        self._drained: asyncio.Future[None] | None = None
         self._gone: asyncio.Future[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None
@@ -359,17 +354,10 @@ class _Connection(asyncio.Protocol):
         for request in (self._parsing, *self._queue):
             if isinstance(request, Request) and not request.complete:
                 request._end(broken=True)
-        for waiter in (self._next, self._drained, self._gone):
+        for waiter in (self._next, self._gone):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._paused_writing = True
-
-    def resume_writing(self) -> None:
-        self._paused_writing = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self.resume_writing()  # a writer waiting for room learns the client is gone
 
     # --- llhttp's callbacks -----------------------------------------------------------------
 
@@ -391,7 +379,7 @@ class _Connection(asyncio.Protocol):
             raise _RefusalError(400, "400 Bad Request: header field too long")
         if self._head_size > HEAD_MAX:
             raise _RefusalError(431, "431 Request Header Fields Too Large")
-        self._fields.append((name.decode(*_ENCODING), value.decode(*_ENCODING)))
+        self._fields.append((name.decode(*HEADER_ENCODING), value.decode(*HEADER_ENCODING)))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -400,7 +388,7 @@ class _Connection(asyncio.Protocol):
         request = Request(
             self,
             parser.get_method().decode("ascii"),
-            self._url.decode(*_ENCODING),
+            self._url.decode(*HEADER_ENCODING),
             parser.get_http_version(),
             fields,
             keep_alive=parser.should_keep_alive(),
@@ -582,8 +570,8 @@ class _Connection(asyncio.Protocol):
         return True
 
     async def _refuse(self, refusal: _RefusalError) -> None:
+        # No request was parsed; a stand-in carries the answer, built where every plain one is.
         request = Request(self, "GET", "/", "1.1", [], keep_alive=False)
-        request._end()
         with contextlib.suppress(ConnectionError):
             await request.reply(refusal.status, refusal.text)
 
@@ -619,9 +607,7 @@ class _Connection(asyncio.Protocol):
     async def drain(self) -> None:
         if self.closed:
             raise ConnectionResetError("Cannot write to closing transport")
-        while self._paused_writing and not self.closed:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+        await self.writable()
         if self.closed:
             raise ConnectionResetError("Connection lost")
 

@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from shadowproxy.proxy.listener import _BODY_HIGH, FIELD_MAX, HEAD_MAX, Listener, Request
+from shadowproxy.proxy.http1 import BUFFER_HIGH
+from shadowproxy.proxy.listener import FIELD_MAX, HEAD_MAX, Listener, Request
 from shadowproxy.tasks import TaskSet
 
 Handler = Callable[[Request], Awaitable[None]]
@@ -186,7 +187,7 @@ async def test_a_slow_handler_stops_the_socket_being_read() -> None:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(writer.drain(), 1.0)
         (request,) = held
-        assert _BODY_HIGH <= request._buffered < _BODY_HIGH + 1024 * 1024
+        assert BUFFER_HIGH <= request._buffered < BUFFER_HIGH + 1024 * 1024
         reading.set()
         await asyncio.wait_for(writer.drain(), 10)
         assert payload == await asyncio.wait_for(received, 10)
@@ -374,3 +375,29 @@ async def test_a_field_that_never_ends_is_refused_before_it_is_held_whole() -> N
         everything = await asyncio.wait_for(reader.read(), 5)
         assert b"431" == everything.split(b" ", 2)[1]
         assert 1 == listener.refused
+
+
+async def test_a_client_that_does_not_read_holds_the_writer_back() -> None:
+    """Writing waits while the transport's buffer is full: a slow client costs the proxy a
+    bounded buffer, not the whole answer in memory; once it reads, every byte arrives."""
+    piece = b"x" * 65536
+    pieces = 512  # 32 MB
+    written = 0
+
+    async def big(request: Request) -> None:
+        nonlocal written
+        request.start(200, "OK", [("Content-Length", str(len(piece) * pieces))])
+        for _ in range(pieces - 1):
+            await request.write(piece)
+            written += 1
+        await request.end(piece)
+        written += 1
+
+    async with listening(big) as listener, connected(listener) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        await asyncio.sleep(1.0)
+        assert written < pieces // 2  # held back by the socket buffers, far from all of it
+        head, body = await answer(reader)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert len(piece) * pieces == len(body)
+        assert pieces == written
